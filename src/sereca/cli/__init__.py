@@ -1,0 +1,1 @@
+"""The sereca command-line interface."""
