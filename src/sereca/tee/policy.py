@@ -71,7 +71,13 @@ class Policy(BaseModel):
     @field_validator("signer")
     @classmethod
     def _signer_hex(cls, v: str | None) -> str | None:
-        return None if v is None else _hex(v, 32, "signer")
+        # 32 bytes: MRSIGNER / simulated signer; 48 bytes: SEV-SNP ID key digest.
+        if v is None:
+            return None
+        v = _hex(v, None, "signer")
+        if len(v) not in (64, 96):
+            raise ValueError("signer must be 32 (MRSIGNER) or 48 (SNP ID key digest) bytes of hex")
+        return v
 
     @field_validator("tcb_statuses")
     @classmethod
