@@ -11,7 +11,6 @@ single-process apps, ``async with svc.run_local(bus)``.  See docs/services.md.
 """
 
 from sereca.service.app import Publisher, Service
-from sereca.service.bridge import BridgeOptions
 from sereca.service.context import Params
 from sereca.service.errors import (
     BodyValidationError,
@@ -22,7 +21,21 @@ from sereca.service.errors import (
     ServiceNotRunningError,
     ServiceStartupError,
 )
-from sereca.service.runtime import Runtime
+
+
+
+def __getattr__(name: str) -> object:
+    # The bridge (FastAPI) and runtime load only when used, keeping `import sereca` light.
+    if name == "BridgeOptions":
+        from sereca.service.bridge import BridgeOptions
+
+        return BridgeOptions
+    if name == "Runtime":
+        from sereca.service.runtime import Runtime
+
+        return Runtime
+    raise AttributeError(f"module 'sereca.service' has no attribute {name!r}")
+
 
 __all__ = [
     "BodyValidationError",

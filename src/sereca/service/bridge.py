@@ -365,9 +365,7 @@ class _Connection:
             self.emit(_failure(reply_address, address, -1, "TIMEOUT", "no reply in time"))
             return
         except Exception as exc:
-            code, kind, text = busapi.failure_of(exc) or (-1, "NO_HANDLERS", _short(exc))
-            if isinstance(exc, TimeoutError) or "timeout" in type(exc).__name__.lower():
-                kind = "TIMEOUT"
+            code, kind, text = busapi.failure_of(exc) or (-1, "SEND_FAILED", _short(exc))
             self.emit(_failure(reply_address, address, code, kind, text))
             return
         self.emit(

@@ -42,7 +42,8 @@ def address(msg: Any) -> str:
 
 
 def expects_reply(msg: Any) -> bool:
-    return bool(getattr(msg, "reply_address", None))
+    """True for a message sent with ``request`` (the sender waits for reply or fail)."""
+    return bool(getattr(msg, "is_request", False))
 
 
 async def reply(msg: Any, value: Any) -> None:
@@ -67,11 +68,13 @@ async def request(bus: Any, address: str, value: Any, headers: Mapping[str, str]
 
 
 def failure_of(exc: BaseException) -> tuple[int, str, str] | None:
-    """(code, type, message) if ``exc`` is a bus reply failure, else None."""
-    code = getattr(exc, "failure_code", None)
-    if code is None:
-        code = getattr(exc, "code", None)
-    if code is None:
-        return None
-    kind = getattr(exc, "failure_type", None) or "RECIPIENT_FAILURE"
-    return int(code), str(kind), str(getattr(exc, "message", None) or exc)
+    """(code, type, text) in Vert.x's terms if ``exc`` ended a request, else None."""
+    from sereca.bus.errors import NoHandlers, RecipientFailure, ReplyTimeout
+
+    if isinstance(exc, RecipientFailure):
+        return exc.code, "RECIPIENT_FAILURE", exc.text
+    if isinstance(exc, ReplyTimeout):
+        return -1, "TIMEOUT", str(exc)
+    if isinstance(exc, NoHandlers):
+        return -1, "NO_HANDLERS", str(exc)
+    return None
