@@ -14,6 +14,7 @@ from sereca.tee.errors import (
     EvidenceAgeError,
     MeasurementError,
     ReportDataError,
+    SignatureError,
     SignerError,
     TcbStatusError,
     TeeConfigError,
@@ -35,6 +36,12 @@ def check_report_data_arg(expected: bytes | None) -> None:
 
 def apply_policy(claims: Claims, policy: Policy, expected_report_data: bytes | None, now: float) -> None:
     """Raise the matching EvidenceRejected subclass if ``claims`` fail ``policy``."""
+    if claims.tee == "sev-snp" and policy.snp_ark_fingerprints is not None:
+        if claims.extra.get("ark_fingerprint") not in policy.snp_ark_fingerprints:
+            raise SignatureError(
+                f"the AMD root (ARK {claims.extra.get('ark_fingerprint')}) is not among the pinned ARKs; "
+                "use the chain from AMD's KDS"
+            )
     if claims.tcb_status is not None and claims.tcb_status not in policy.tcb_statuses:
         raise TcbStatusError(
             f"TCB status {claims.tcb_status} is not accepted (policy accepts: {', '.join(policy.tcb_statuses)}); "

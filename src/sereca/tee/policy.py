@@ -62,11 +62,21 @@ class Policy(BaseModel):
     tcb_statuses: tuple[str, ...] = DEFAULT_TCB_STATUSES
     advisories: tuple[str, ...] | None = None
     max_age_s: float | None = None
+    #: SHA-256 (hex) of accepted AMD root keys (ARK certificates, DER); None = the ARK given with the chain.
+    snp_ark_fingerprints: tuple[str, ...] | None = None
 
     @field_validator("measurements")
     @classmethod
     def _measurements_hex(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
         return None if v is None else tuple(_hex(m, None, "measurement") for m in v)
+
+    @field_validator("snp_ark_fingerprints")
+    @classmethod
+    def _ark_hex(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if v is None:
+            return None
+        out = tuple(_hex(f.replace(":", ""), 32, "ARK fingerprint") for f in v)
+        return out
 
     @field_validator("signer")
     @classmethod

@@ -51,7 +51,7 @@ def _name(cn: str) -> x509.Name:
 
 
 def _create(target: Path) -> None:
-    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)  # tolerate clock skew
     root_key = Ed25519PrivateKey.generate()
     root_cert = (
         x509.CertificateBuilder()
