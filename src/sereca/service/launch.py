@@ -1,0 +1,222 @@
+"""The production lifecycle behind ``sereca run``.
+
+platform (measure) -> import -> CAS activation (evidence, certificate,
+params, bus keys) -> NATS (mutual TLS with the activation certificate) ->
+:class:`~sereca.service.runtime.Runtime` -> wait for SIGTERM/SIGINT ->
+drain -> close the bus.
+
+Every startup failure becomes a :class:`ServiceStartupError` (or another
+:class:`~sereca.errors.SerecaError`) with one line a user can act on; the
+CLI prints it without a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sereca.errors import SerecaError
+from sereca.service.app import Service
+from sereca.service.context import Params
+from sereca.service.errors import ServiceStartupError
+from sereca.service.loader import Target, load, locate
+from sereca.service.runtime import Runtime
+
+log = logging.getLogger("sereca.service")
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """What ``sereca run`` was asked to do (flags and SERECA_* variables, already merged)."""
+
+    target: str
+    cas_url: str | None = None
+    cas_root: Path | None = None
+    nats_url: str | None = None
+    tee: str | None = None
+    http_port: int | None = 0
+    http_host: str = "127.0.0.1"
+    port_file: Path | None = None
+    measure: Sequence[Path] = field(default_factory=tuple)
+    drain_timeout: float = 10.0
+    activation_timeout: float = 30.0
+
+
+@dataclass
+class Started:
+    """What a started service looks like to the CLI (for its ready line)."""
+
+    service: Service
+    runtime: Runtime
+    measured: list[Path]
+
+
+def measured_paths(options: LaunchOptions, target: Target) -> list[Path]:
+    """``--measure`` paths, else the directory of the service's module."""
+    paths = [Path(p).resolve() for p in options.measure] or [target.directory]
+    for p in paths:
+        if not p.exists():
+            raise ServiceStartupError(f"--measure {p}: no such file or directory")
+    return paths
+
+
+def _platform(options: LaunchOptions, paths: list[Path]) -> Any:
+    from sereca.tee import get_platform
+
+    platform = get_platform(options.tee, measured_paths=paths)
+    # Hash now, before the module is imported: what runs is what was measured.
+    platform.measurement()
+    return platform
+
+
+async def _activate(options: LaunchOptions, service: Service, platform: Any) -> Any:
+    if not options.cas_url:
+        raise ServiceStartupError("no CAS to activate at: give --cas URL or set SERECA_CAS_URL")
+    if options.cas_root is None:
+        raise ServiceStartupError(
+            "no pinned CAS root: give --cas-root FILE or set SERECA_CAS_ROOT "
+            "(the CAS root certificate, PEM, as the CAS operator published it)"
+        )
+    try:
+        root_pem = options.cas_root.read_text()
+    except OSError as exc:
+        raise ServiceStartupError(f"cannot read the CAS root {options.cas_root}: {exc.strerror or exc}") from None
+    from sereca.cas.client import CASClient
+
+    client = CASClient(options.cas_url, root_pem=root_pem)
+    try:
+        return await asyncio.wait_for(client.activate(service.name, platform), options.activation_timeout)
+    except SerecaError as exc:
+        raise ServiceStartupError(f"activation of {service.name!r} at {options.cas_url} failed: {exc}") from None
+    except TimeoutError:
+        raise ServiceStartupError(
+            f"activation of {service.name!r} at {options.cas_url} did not finish in {options.activation_timeout:g} s"
+        ) from None
+    except Exception as exc:  # httpx / ssl / OS errors: the CAS is not reachable as given
+        raise ServiceStartupError(
+            f"cannot reach the CAS at {options.cas_url}: {_describe(exc)}; check --cas and that the CAS runs"
+        ) from None
+    finally:
+        with contextlib.suppress(Exception):
+            await client.aclose()
+
+
+def _connect_bus(options: LaunchOptions, service: Service, activation: Any) -> Any:
+    import ssl
+
+    from cryptography.hazmat.primitives import serialization
+
+    from sereca.bus.api import EventBus, Identity
+    from sereca.bus.keys import Keyring
+    from sereca.bus.transports.nats import NatsTransport, client_tls_context
+
+    keys = (getattr(activation, "keys", None) or {}).get("bus")
+    if not keys:
+        raise ServiceStartupError(
+            f"the CAS gave {service.name!r} no bus keys: add it to addresses in the manifest's bus section"
+        )
+    keyring = Keyring.from_activation(keys)
+    nats_info = getattr(activation, "nats", None) or {}
+    url = options.nats_url or nats_info.get("url")
+    if not url:
+        raise ServiceStartupError("no NATS URL: give --nats URL, set SERECA_NATS_URL, or set it in the manifest")
+    tls: ssl.SSLContext | None = None
+    if url.startswith("tls://") or nats_info.get("tls"):
+        key_pem = activation.private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        tls = client_tls_context(activation.ca_pem, activation.cert_chain_pem, key_pem)
+    transport = NatsTransport(url, tls=tls, name=f"{service.name}/{activation.instance_id}")
+    return EventBus(keyring, transport, Identity.from_activation(service.name, activation))
+
+
+async def start(options: LaunchOptions) -> Started:
+    """Everything up to a ready service; raises a one-line :class:`SerecaError` on failure."""
+    target = locate(options.target)
+    paths = measured_paths(options, target)
+    platform = _platform(options, paths)
+    service = load(target)
+    activation = await _activate(options, service, platform)
+    bus = _connect_bus(options, service, activation)
+    try:
+        await bus.start()
+    except SerecaError as exc:
+        raise ServiceStartupError(f"cannot connect to the bus: {exc}") from None
+    try:
+        runtime = Runtime(
+            service,
+            bus,
+            params=Params.from_activation(getattr(activation, "params", None)),
+            instance_id=str(activation.instance_id),
+            simulated=bool(getattr(activation, "simulated", False)) or platform.name == "sim",
+            platform=platform.name,
+            tee=platform.tee_type,
+            drain_timeout=options.drain_timeout,
+        )
+        await runtime.start(http_port=options.http_port, http_host=options.http_host, port_file=options.port_file)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(bus.close(), 10)
+        if isinstance(exc, Exception) and not isinstance(exc, SerecaError):
+            log.debug("startup failed", exc_info=True)
+            raise ServiceStartupError(f"service {service.name!r} failed to start: {_describe(exc)}") from None
+        raise
+    return Started(service, runtime, paths)
+
+
+async def stop(started: Started) -> None:
+    """Drain the service, then close its bus."""
+    try:
+        await started.runtime.stop()
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(started.runtime.bus.close(), 10)
+
+
+async def run(options: LaunchOptions, *, on_ready: Callable[[Started], None] | None = None) -> None:
+    """Start, serve until SIGTERM/SIGINT, drain, stop."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+
+    def on_signal(signum: int) -> None:
+        if stopping.is_set():
+            log.warning("second %s: still draining (bounded by --drain-timeout)", signal.Signals(signum).name)
+            return
+        log.info("%s: draining", signal.Signals(signum).name)
+        stopping.set()
+
+    installed = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, on_signal, sig)
+            installed.append(sig)
+    startup = asyncio.create_task(start(options))
+    stop_wait = asyncio.create_task(stopping.wait())
+    try:
+        done, _ = await asyncio.wait({startup, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        if startup not in done:
+            # Signalled while starting: give up cleanly.
+            startup.cancel()
+            with contextlib.suppress(BaseException):
+                await startup
+            return
+        started = startup.result()
+        if on_ready is not None:
+            on_ready(started)
+        await stop_wait
+        await stop(started)
+    finally:
+        stop_wait.cancel()
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
