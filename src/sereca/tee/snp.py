@@ -139,7 +139,7 @@ def _load_certs(data: bytes, what: str) -> list[x509.Certificate]:
             if b"-----BEGIN" in data:
                 return x509.load_pem_x509_certificates(data)
             return [x509.load_der_x509_certificate(data)]
-        except ValueError as exc:
+        except Exception as exc:  # ValueError, InvalidVersion, ... on bad input
             raise TeeConfigError(f"{what} is not a PEM or DER certificate: {exc}") from None
 
 
