@@ -52,6 +52,11 @@ def measure(paths: list[Path] = typer.Argument(..., help="Files and directories 
         _fail(str(exc))
 
 
+def _console() -> Console:
+    # Piped output keeps whole hex values on one line, so they can be copied and grepped.
+    return Console() if sys.stdout.isatty() else Console(width=240)
+
+
 def _table(title: str, rows: list[tuple[str, str]]) -> Table:
     table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("field")
@@ -76,7 +81,7 @@ def show(
     if as_json:
         print(json.dumps({"tee": kind, "verified": False, **{k.replace(" ", "_"): v for k, v in rows}}))
         return
-    console = Console()
+    console = _console()
     if kind == "sim":
         console.print("[bold yellow on red] SIMULATION [/] simulated evidence: no hardware root of trust")
     console.print(_table(f"{kind} evidence (parsed, not verified)", rows))
@@ -145,7 +150,7 @@ def verify_cmd(
     if as_json:
         print(json.dumps(result, sort_keys=True))
         return
-    console = Console()
+    console = _console()
     if claims.simulated:
         console.print("[bold yellow on red] SIMULATION [/] verified against a pinned SIMULATED root: "
                       "this proves nothing about hardware")
@@ -182,7 +187,7 @@ def tee_info(as_json: bool = typer.Option(False, "--json", help="Print one JSON 
     if as_json:
         print(json.dumps(info, sort_keys=True))
         return
-    console = Console()
+    console = _console()
     if chosen == "sim":
         console.print("[bold yellow on red] SIMULATION [/] no hardware TEE in use: protects nothing against this host")
     console.print(_table("TEE platform", [(k, str(v)) for k, v in info.items()]))
