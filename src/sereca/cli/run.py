@@ -16,6 +16,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from sereca.errors import SerecaError
+
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
@@ -52,6 +54,9 @@ def run(
         10.0, "--drain-timeout", envvar="SERECA_DRAIN_TIMEOUT", help="Seconds in-flight handlers get on SIGTERM."
     ),
     log_level: str = typer.Option("info", "--log-level", envvar="SERECA_LOG_LEVEL", help="debug, info, warning."),
+    instance: str = typer.Option(
+        None, "--instance", envvar="SERECA_INSTANCE", help="Reclaim this instance id (e.g. detector-0) after a crash."
+    ),
 ) -> None:
     """Run a service: detect the TEE, activate at the CAS, join the bus, serve until SIGTERM."""
     from sereca.service.launch import LaunchOptions, Started
@@ -63,6 +68,8 @@ def run(
 
         raise ConfigError(f"--log-level {log_level!r}: use debug, info, warning or error")
     logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
+    # One line per CAS request is noise at info level.
+    logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
     err = Console(stderr=True)
     options = LaunchOptions(
         target=target,
@@ -75,6 +82,7 @@ def run(
         port_file=port_file,
         measure=tuple(measure or _measure_env()),
         drain_timeout=drain_timeout,
+        instance=instance,
     )
 
     def ready(started: Started) -> None:
@@ -91,7 +99,12 @@ def run(
         )
         sys.stdout.flush()
 
-    asyncio.run(launch(options, on_ready=ready))
+    try:
+        asyncio.run(launch(options, on_ready=ready))
+    except SerecaError as exc:
+        # One unwrapped line (rich would wrap it at the terminal width), exit 2.
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     logging.getLogger("sereca.service").info("exited cleanly")
 
 

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 Hook = Callable[[], Awaitable[None] | None]
 
-_NAME = re.compile(r"^[a-z0-9]([a-z0-9\-_]*[a-z0-9])?$")
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")  # as the manifest's service names
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class Service:
     def __init__(self, name: str, *, description: str = "", version: str = "0.1.0") -> None:
         if not isinstance(name, str) or not _NAME.match(name):
             raise ServiceDefinitionError(
-                f"bad service name {name!r}: use lower-case letters, digits, '-' and '_' (as in the manifest)"
+                f"bad service name {name!r}: use lower-case letters, digits and '-' (as in the manifest)"
             )
         self.name = name
         self.description = description

@@ -46,6 +46,7 @@ class LaunchOptions:
     measure: Sequence[Path] = field(default_factory=tuple)
     drain_timeout: float = 10.0
     activation_timeout: float = 30.0
+    instance: str | None = None
 
 
 @dataclass
@@ -55,6 +56,7 @@ class Started:
     service: Service
     runtime: Runtime
     measured: list[Path]
+    activation: Any = None
 
 
 def measured_paths(options: LaunchOptions, target: Target) -> list[Path]:
@@ -88,17 +90,22 @@ async def _activate(options: LaunchOptions, service: Service, platform: Any) -> 
     except OSError as exc:
         raise ServiceStartupError(f"cannot read the CAS root {options.cas_root}: {exc.strerror or exc}") from None
     from sereca.cas.client import CASClient
+    from sereca.cas.errors import TransportError
 
     client = CASClient(options.cas_url, root_pem=root_pem)
     try:
-        return await asyncio.wait_for(client.activate(service.name, platform), options.activation_timeout)
+        return await asyncio.wait_for(
+            client.activate(service.name, platform, instance=options.instance), options.activation_timeout
+        )
+    except TransportError as exc:
+        raise ServiceStartupError(f"cannot reach the CAS: {exc}") from None
     except SerecaError as exc:
         raise ServiceStartupError(f"activation of {service.name!r} at {options.cas_url} failed: {exc}") from None
     except TimeoutError:
         raise ServiceStartupError(
             f"activation of {service.name!r} at {options.cas_url} did not finish in {options.activation_timeout:g} s"
         ) from None
-    except Exception as exc:  # httpx / ssl / OS errors: the CAS is not reachable as given
+    except Exception as exc:  # httpx / ssl / OS errors the client did not translate
         raise ServiceStartupError(
             f"cannot reach the CAS at {options.cas_url}: {_describe(exc)}; check --cas and that the CAS runs"
         ) from None
@@ -107,10 +114,24 @@ async def _activate(options: LaunchOptions, service: Service, platform: Any) -> 
             await client.aclose()
 
 
+async def _release(options: LaunchOptions, activation: Any) -> None:
+    """Free this instance's slot at the CAS, so a restart can activate again."""
+    from sereca.cas.client import CASClient
+
+    if not options.cas_url or options.cas_root is None:
+        return
+    try:
+        client = CASClient(options.cas_url, root_pem=options.cas_root.read_text())
+        try:
+            await asyncio.wait_for(client.release(activation), 5.0)
+        finally:
+            await client.aclose()
+    except Exception as exc:
+        log.warning("could not release instance %s at the CAS: %s", activation.instance_id, _describe(exc))
+
+
 def _connect_bus(options: LaunchOptions, service: Service, activation: Any) -> Any:
     import ssl
-
-    from cryptography.hazmat.primitives import serialization
 
     from sereca.bus.api import EventBus, Identity
     from sereca.bus.keys import Keyring
@@ -128,10 +149,7 @@ def _connect_bus(options: LaunchOptions, service: Service, activation: Any) -> A
         raise ServiceStartupError("no NATS URL: give --nats URL, set SERECA_NATS_URL, or set it in the manifest")
     tls: ssl.SSLContext | None = None
     if url.startswith("tls://") or nats_info.get("tls"):
-        key_pem = activation.private_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        tls = client_tls_context(activation.ca_pem, activation.cert_chain_pem, key_pem)
+        tls = client_tls_context(activation.ca_pem, activation.cert_chain_pem, activation.private_key_pem())
     transport = NatsTransport(url, tls=tls, name=f"{service.name}/{activation.instance_id}")
     return EventBus(keyring, transport, Identity.from_activation(service.name, activation))
 
@@ -167,16 +185,18 @@ async def start(options: LaunchOptions) -> Started:
             log.debug("startup failed", exc_info=True)
             raise ServiceStartupError(f"service {service.name!r} failed to start: {_describe(exc)}") from None
         raise
-    return Started(service, runtime, paths)
+    return Started(service, runtime, paths, activation)
 
 
-async def stop(started: Started) -> None:
-    """Drain the service, then close its bus."""
+async def stop(started: Started, options: LaunchOptions) -> None:
+    """Drain the service, close its bus, release its instance at the CAS."""
     try:
         await started.runtime.stop()
     finally:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(started.runtime.bus.close(), 10)
+        if started.activation is not None:
+            await _release(options, started.activation)
 
 
 async def run(options: LaunchOptions, *, on_ready: Callable[[Started], None] | None = None) -> None:
@@ -210,7 +230,7 @@ async def run(options: LaunchOptions, *, on_ready: Callable[[Started], None] | N
         if on_ready is not None:
             on_ready(started)
         await stop_wait
-        await stop(started)
+        await stop(started, options)
     finally:
         stop_wait.cancel()
         for sig in installed:

@@ -196,7 +196,10 @@ class Runtime:
             raise
         except Exception as exc:
             m.handled.labels(addr, "error").inc()
-            log.exception("handler for %r failed", addr)
+            if isinstance(exc, SerecaError):
+                log.warning("handler for %r failed: %s", addr, exc)
+            else:
+                log.exception("handler for %r failed", addr)
             if wants_reply:
                 # Deliberate errors carry a message meant for users; others only their type.
                 detail = str(exc) if isinstance(exc, SerecaError) else type(exc).__name__
@@ -236,6 +239,10 @@ class Runtime:
                 m.periodic.labels(task.name, "ok").inc()
             except asyncio.CancelledError:
                 raise
+            except SerecaError as exc:
+                # Deliberate errors (no consumer yet, reply timeout, ...) explain themselves in one line.
+                m.periodic.labels(task.name, "error").inc()
+                log.warning("periodic task %r failed: %s", task.name, exc)
             except Exception:
                 m.periodic.labels(task.name, "error").inc()
                 log.exception("periodic task %r failed", task.name)

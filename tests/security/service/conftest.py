@@ -3,7 +3,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from pydantic import BaseModel, Field
 
 from sereca.bus.api import EventBus, Identity
 from sereca.bus.keys import Keyring
@@ -14,16 +13,6 @@ ALL_ACTIONS = ("publish", "send", "consume", "request", "reply")
 # The bridging service and a peer may do everything here; the bridge narrows what browsers may.
 SECTION = {"addresses": {p: {a: ["svc", "peer"] for a in ALL_ACTIONS}
                          for p in ("sensors.>", "alerts.>", "ui.>", "commands.>", "admin.>")}}
-
-
-class Reading(BaseModel):
-    sensor: str
-    pressure: float = Field(ge=0)
-
-
-class Verdict(BaseModel):
-    sensor: str
-    leak: bool
 
 
 def make_bus(broker: InProcessBroker, service: str) -> EventBus:

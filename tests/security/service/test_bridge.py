@@ -8,12 +8,22 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, Field
 import websockets
 from websockets.exceptions import InvalidStatus
 
 from sereca.service import BridgeConfigError, Service
 
-from .conftest import Reading, Verdict
+
+
+class Reading(BaseModel):
+    sensor: str
+    pressure: float = Field(ge=0)
+
+
+class Verdict(BaseModel):
+    sensor: str
+    leak: bool
 
 T = 5.0
 TOKEN = "dashboard-token-0123456789"

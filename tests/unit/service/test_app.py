@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import BaseModel, Field
 
 import sereca
 from sereca.service import Service, ServiceDefinitionError, ServiceNotRunningError
 from sereca.service.handlers import encode_body
 
-from .models import Reading, Verdict
+
+
+class Reading(BaseModel):
+    sensor: str
+    pressure: float = Field(ge=0)
+
+
+class Verdict(BaseModel):
+    sensor: str
+    leak: bool
 
 
 def test_service_is_exported_from_sereca() -> None:

@@ -7,10 +7,15 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import BaseModel, Field
 
 from sereca.service import Service, ServiceStartupError
 
-from .models import Reading
+
+
+class Reading(BaseModel):
+    sensor: str
+    pressure: float = Field(ge=0)
 
 T = 5.0
 

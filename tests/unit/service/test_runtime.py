@@ -6,10 +6,20 @@ import asyncio
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, Field
 
 from sereca.service import Service
 
-from .models import Reading, Verdict
+
+
+class Reading(BaseModel):
+    sensor: str
+    pressure: float = Field(ge=0)
+
+
+class Verdict(BaseModel):
+    sensor: str
+    leak: bool
 
 T = 5.0  # no await in these tests may take longer
 

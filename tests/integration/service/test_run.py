@@ -1,0 +1,91 @@
+"""Two `sereca run` processes, attested at a real CAS, talking over a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import httpx
+import pytest
+
+from sereca.bus.nats_server import free_port
+
+from typing import Any
+
+T = 20.0
+
+pytestmark = pytest.mark.slow
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name) and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def wait_metric(http: httpx.AsyncClient, name: str, at_least: float, **labels: str) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + T
+    while True:
+        text = (await http.get("/metrics")).text
+        if metric(text, name, **labels) >= at_least:
+            return
+        if loop.time() > end:
+            raise AssertionError(f"{name}{labels} stayed below {at_least}:\n{text[-3000:]}")
+        await asyncio.sleep(0.1)
+
+
+def assert_one_error_line(svc: Any, rc: int, *fragments: str) -> None:
+    err = svc.stderr()
+    assert rc == 2, err
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+async def test_two_services_talk_and_drain_on_sigterm(deployment: Any) -> None:
+    detector = await deployment.run("detector/app.py:svc", name="detector")
+    sensor = await deployment.run("sensor/app.py:svc", name="sensor")
+    det_url, sen_url = await detector.http(), await sensor.http()
+    async with httpx.AsyncClient(base_url=det_url, timeout=T) as det, \
+            httpx.AsyncClient(base_url=sen_url, timeout=T) as sen:
+        health = (await det.get("/healthz")).json()
+        assert health["simulated"] is True and health["platform"] == "sim"
+        assert re.fullmatch(r"detector-\d+", health["instance_id"])
+        assert (await det.get("/readyz")).status_code == 200
+        # request/reply: the sensor gets verdicts computed with the CAS-provisioned threshold
+        await wait_metric(sen, "sensor_verdicts_total", 3, leak="true")
+        # publish: the detector receives the readings
+        await wait_metric(det, "detector_readings_total", 3)
+        det_metrics = (await det.get("/metrics")).text
+        assert metric(det_metrics, "sereca_service_info", service="detector", simulated="true") == 1
+        assert metric(det_metrics, "sereca_messages_rejected_total") == 0
+        doc = (await det.get("/asyncapi.json")).json()
+        assert {c["address"] for c in doc["channels"].values()} == {"readings.>", "detector.check"}
+    for svc in (sensor, detector):
+        svc.terminate()
+    for svc in (sensor, detector):
+        rc = await svc.wait_exit()
+        assert rc == 0, svc.stderr()
+        assert "Traceback" not in svc.stderr()
+        assert "SIMULATION" in svc.stderr()
+        assert f"sereca: {svc.name} ready" in svc.stdout()
+
+
+async def test_cas_unreachable_is_one_line(deployment: Any) -> None:
+    svc = await deployment.run("detector/app.py:svc", "--cas", f"https://127.0.0.1:{free_port()}")
+    assert_one_error_line(svc, await svc.wait_exit(), "cannot reach the CAS")
+
+
+async def test_activation_refused_for_other_code(deployment: Any) -> None:
+    # Measure the sensor's code while claiming to be the detector: the CAS must refuse.
+    svc = await deployment.run("detector/app.py:svc", "--measure", str(deployment.apps["sensor"]))
+    assert_one_error_line(svc, await svc.wait_exit(), "activation of 'detector'", "rejected")
+
+
+async def test_nats_refused_is_one_line(deployment: Any) -> None:
+    svc = await deployment.run("detector/app.py:svc", "--nats", f"nats://127.0.0.1:{free_port()}")
+    assert_one_error_line(svc, await svc.wait_exit(), "cannot connect to the bus")
