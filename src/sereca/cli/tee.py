@@ -168,7 +168,11 @@ def tee_info(as_json: bool = typer.Option(False, "--json", help="Print one JSON 
 
     att_root = Path(os.environ.get("SERECA_ATTESTATION_ROOT") or DEFAULT_ATTESTATION_ROOT)
     tsm_root = Path(os.environ.get("SERECA_TSM_ROOT") or DEFAULT_TSM_ROOT)
+    from sereca.tee.platforms import KINDS
+
     setting = os.environ.get("SERECA_TEE") or "auto"
+    if setting not in KINDS:
+        _fail(f"SERECA_TEE={setting!r} is not one of {', '.join(KINDS)}")
     detection = detect_platform(att_root, tsm_root)
     chosen = detection.kind if setting == "auto" else setting
     try:

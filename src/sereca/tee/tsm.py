@@ -24,6 +24,13 @@ PROVIDERS = {"tdx_guest": "tdx", "sev_guest": "sev-snp"}
 _ATTEMPTS = 3
 
 
+def undisturbed(before: int, written: int, after: int) -> bool:
+    """Whether ``generation`` read before our write, after it and after reading the
+    outblob shows that nobody else wrote the entry in between (our write adds one;
+    a counter that did not move at all is tolerated, the report-data check still applies)."""
+    return 0 <= written - before <= 1 and after == written
+
+
 class TsmPlatform(Platform):
     name = "tsm"
 
@@ -95,7 +102,7 @@ class TsmPlatform(Platform):
                 blob = self._read("outblob")
                 aux = self._read("auxblob") if (self.entry / "auxblob").exists() else None
                 after = self._generation()
-                if written - before > 1 or after != written:
+                if not undisturbed(before, written, after):
                     continue  # another writer touched the entry: try again
                 echoed, measurement = self._report_data_of(tee, blob)
                 if echoed != rd:

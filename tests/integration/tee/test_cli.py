@@ -94,3 +94,19 @@ def test_tee_info(tmp_path: Path) -> None:
     assert "SIMULATION" in info["reason"]
     human = sereca("tee", "info", env=env)
     assert "SIMULATION" in human.stdout and sim_root_fingerprint() in human.stdout
+
+
+def test_tee_info_rejects_unknown_setting() -> None:
+    proc = sereca("tee", "info", env={"SERECA_TEE": "quantum"})
+    assert proc.returncode == 2 and "quantum" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("name, expect", [("sgx/quote.bin", "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb"),
+                                          ("tdx/quote-v4.bin", "91eb2b44d141d4ec"),
+                                          ("sev-snp/report-milan.hex", "7a1e5c266c0108db")])
+def test_show_hardware_evidence(vectors: Path, name: str, expect: str) -> None:
+    proc = sereca("evidence", "show", str(vectors / name), "--json")
+    assert proc.returncode == 0, proc.stderr
+    fields = json.loads(proc.stdout)
+    assert fields["verified"] is False
+    assert any(str(v).startswith(expect) for v in fields.values())

@@ -127,3 +127,16 @@ def test_tsm_unknown_provider_and_missing_root(tmp_path: Path) -> None:
         TsmPlatform(root, entry="sereca").evidence(bytes(64))
     with pytest.raises(PlatformError, match="cannot create"):
         TsmPlatform(tmp_path / "no" / "such", entry="x").evidence(bytes(64))
+
+
+@pytest.mark.parametrize("before, written, after, ok", [
+    (4, 5, 5, True),    # our write, nobody else
+    (4, 4, 4, True),    # counter did not move (fixture): the report-data echo decides
+    (4, 6, 6, False),   # someone wrote between our read and our write
+    (4, 5, 6, False),   # someone wrote while we read the outblob
+    (4, 3, 3, False),   # counter went backwards: entry recreated
+])
+def test_tsm_generation_check(before: int, written: int, after: int, ok: bool) -> None:
+    from sereca.tee.tsm import undisturbed
+
+    assert undisturbed(before, written, after) is ok
