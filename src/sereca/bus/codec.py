@@ -26,7 +26,7 @@ class MsgpackCodec:
     def encode(self, body: Any) -> bytes:
         try:
             return msgpack.packb(body, use_bin_type=True, default=self._packer_default)
-        except (TypeError, ValueError, OverflowError) as exc:
+        except Exception as exc:  # the default hook may raise anything
             raise BusConfigError(f"cannot encode message body of type {type(body).__name__}: {exc}; "
                                  f"send JSON types or bytes, or give the bus a codec") from exc
 

@@ -40,8 +40,16 @@ def service_of(sender: str) -> str:
     return sender.split("/", 1)[0]
 
 
-def name_matches(service: str, names: set[str]) -> bool:
-    return any(n == service or n.endswith("/" + service) or n.endswith(":" + service) for n in names)
+def name_matches(sender: str, names: set[str]) -> bool:
+    """A CAS certificate names its service (CN/DNS) and, as ``sereca://service/<svc>/<instance>``, its instance.
+
+    When the certificate carries such a URI the full sender id must match it;
+    otherwise the service part must equal the CN or a DNS name.
+    """
+    uris = {n[len("sereca://service/"):] for n in names if n.startswith("sereca://service/")}
+    if uris:
+        return sender in uris
+    return service_of(sender) in names
 
 
 class SenderVerifier:
@@ -88,7 +96,7 @@ class SenderVerifier:
         key, names, not_after = self._load(der)
         if not_after < datetime.datetime.now(datetime.timezone.utc):
             raise UnauthenticatedSender("sender certificate expired")
-        if not name_matches(service_of(sender), names):
+        if not name_matches(sender, names):
             raise UnauthenticatedSender(f"sender {sender!r} does not match its certificate ({sorted(names)})")
         try:
             key.verify(signature, message)
