@@ -91,6 +91,7 @@ def verify_cmd(
     file: Path = typer.Argument(..., help="Evidence file."),
     tee: str | None = typer.Option(None, "--type", help="sgx | tdx | sev-snp | sim (default: detected)."),
     collateral: Path | None = typer.Option(None, "--collateral", help="DCAP collateral JSON (SGX/TDX)."),
+    pccs: str | None = typer.Option(None, "--pccs", help="Fetch SGX/TDX collateral from this PCCS URL (cached; default $SERECA_PCCS_URL)."),
     vcek: Path | None = typer.Option(None, "--vcek", help="VCEK certificate, DER or PEM (SEV-SNP)."),
     chain: Path | None = typer.Option(None, "--chain", help="ASK then ARK, PEM (SEV-SNP)."),
     at: float | None = typer.Option(None, "--at", help="Verification time (Unix seconds; default now)."),
@@ -101,11 +102,14 @@ def verify_cmd(
 ) -> None:
     """Verify evidence: exit 0 verified, 1 rejected, 2 unusable arguments."""
     from sereca.tee import Policy, verify
-    from sereca.tee.collateral import load_collateral
+    from sereca.tee.collateral import Pccs, load_collateral
+    from sereca.tee.home import sereca_home
     from sereca.tee.detect import detect_type, normalize_evidence
 
     if tee is not None and tee not in TEE_CHOICES:
         _fail(f"--type must be one of {', '.join(TEE_CHOICES)}, not {tee!r}", 2, as_json)
+    if collateral is not None and pccs is not None:
+        _fail("give either --collateral or --pccs, not both", 2, as_json)
     if (vcek is None) != (chain is None):
         _fail("--vcek and --chain go together (the VCEK and its ASK+ARK chain)", 2, as_json)
     expected: bytes | None = None
@@ -120,7 +124,9 @@ def verify_cmd(
     evidence = _read_file(file, "evidence file", as_json)
     try:
         policy = Policy.from_file(policy_file) if policy_file else Policy.patched_platform()
-        coll = load_collateral(collateral) if collateral is not None else None
+        coll: Any = load_collateral(collateral) if collateral is not None else None
+        if pccs is not None:
+            coll = Pccs(pccs, sereca_home() / "cache" / "collateral")
         vcek_bytes = _read_file(vcek, "VCEK", as_json) if vcek else None
         chain_bytes = _read_file(chain, "chain", as_json) if chain else None
     except ConfigError as exc:

@@ -59,6 +59,8 @@ def test_sim_evidence_round_trip_through_cli(tmp_path: Path) -> None:
         (["--report-data", "zz"], 2, "hex"),
         (["--policy", "/no/policy.yaml"], 2, "cannot read policy"),
         (["--collateral", "/no/coll.json"], 2, "cannot read collateral"),
+        (["--pccs", "http://127.0.0.1:9", "--at", "1752919277"], 2, "cannot fetch collateral"),
+        (["--pccs", "http://127.0.0.1:9", "--collateral", "x"], 2, "not both"),
     ],
 )
 def test_unusable_arguments_exit_2(vectors: Path, args: list[str], code: int, message: str) -> None:
