@@ -68,6 +68,20 @@ def measured_paths(options: LaunchOptions, target: Target) -> list[Path]:
     return paths
 
 
+def cas_settings(options: LaunchOptions) -> tuple[str | None, Path | None]:
+    """The CAS URL and pinned root: flags/env, else what `sereca cas verify` saved in $SERECA_HOME/cas."""
+    from sereca.tee.home import sereca_home
+
+    pins = sereca_home(None) / "cas"
+    url = options.cas_url
+    if not url and (pins / "url").is_file():
+        url = (pins / "url").read_text().strip() or None
+    root = options.cas_root
+    if root is None and (pins / "root.pem").is_file():
+        root = pins / "root.pem"
+    return url, root
+
+
 def _platform(options: LaunchOptions, paths: list[Path]) -> Any:
     from sereca.tee import get_platform
 
@@ -78,21 +92,24 @@ def _platform(options: LaunchOptions, paths: list[Path]) -> Any:
 
 
 async def _activate(options: LaunchOptions, service: Service, platform: Any) -> Any:
-    if not options.cas_url:
-        raise ServiceStartupError("no CAS to activate at: give --cas URL or set SERECA_CAS_URL")
-    if options.cas_root is None:
+    cas_url, cas_root = cas_settings(options)
+    if not cas_url:
         raise ServiceStartupError(
-            "no pinned CAS root: give --cas-root FILE or set SERECA_CAS_ROOT "
-            "(the CAS root certificate, PEM, as the CAS operator published it)"
+            "no CAS to activate at: give --cas URL, set SERECA_CAS_URL, or run `sereca cas verify --url URL` first"
+        )
+    if cas_root is None:
+        raise ServiceStartupError(
+            "no pinned CAS root: give --cas-root FILE, set SERECA_CAS_ROOT, or run `sereca cas verify` first "
+            "(it pins the root in $SERECA_HOME/cas/root.pem)"
         )
     try:
-        root_pem = options.cas_root.read_text()
+        root_pem = cas_root.read_text()
     except OSError as exc:
-        raise ServiceStartupError(f"cannot read the CAS root {options.cas_root}: {exc.strerror or exc}") from None
+        raise ServiceStartupError(f"cannot read the CAS root {cas_root}: {exc.strerror or exc}") from None
     from sereca.cas.client import CASClient
     from sereca.cas.errors import TransportError
 
-    client = CASClient(options.cas_url, root_pem=root_pem)
+    client = CASClient(cas_url, root_pem=root_pem)
     try:
         return await asyncio.wait_for(
             client.activate(service.name, platform, instance=options.instance), options.activation_timeout
@@ -100,14 +117,14 @@ async def _activate(options: LaunchOptions, service: Service, platform: Any) -> 
     except TransportError as exc:
         raise ServiceStartupError(f"cannot reach the CAS: {exc}") from None
     except SerecaError as exc:
-        raise ServiceStartupError(f"activation of {service.name!r} at {options.cas_url} failed: {exc}") from None
+        raise ServiceStartupError(f"activation of {service.name!r} at {cas_url} failed: {exc}") from None
     except TimeoutError:
         raise ServiceStartupError(
-            f"activation of {service.name!r} at {options.cas_url} did not finish in {options.activation_timeout:g} s"
+            f"activation of {service.name!r} at {cas_url} did not finish in {options.activation_timeout:g} s"
         ) from None
     except Exception as exc:  # httpx / ssl / OS errors the client did not translate
         raise ServiceStartupError(
-            f"cannot reach the CAS at {options.cas_url}: {_describe(exc)}; check --cas and that the CAS runs"
+            f"cannot reach the CAS at {cas_url}: {_describe(exc)}; check --cas and that the CAS runs"
         ) from None
     finally:
         with contextlib.suppress(Exception):
@@ -118,10 +135,11 @@ async def _release(options: LaunchOptions, activation: Any) -> None:
     """Free this instance's slot at the CAS, so a restart can activate again."""
     from sereca.cas.client import CASClient
 
-    if not options.cas_url or options.cas_root is None:
+    cas_url, cas_root = cas_settings(options)
+    if not cas_url or cas_root is None:
         return
     try:
-        client = CASClient(options.cas_url, root_pem=options.cas_root.read_text())
+        client = CASClient(cas_url, root_pem=cas_root.read_text())
         try:
             await asyncio.wait_for(client.release(activation), 5.0)
         finally:
