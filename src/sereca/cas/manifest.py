@@ -29,6 +29,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     WithJsonSchema,
     field_validator,
@@ -474,19 +475,62 @@ def load_manifest(text: str | bytes | Mapping[str, Any], source: str = "manifest
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:
         problems = [f"{_path(_loc_without_union_tags(tuple(e['loc'])))}: {_message(e)}" for e in exc.errors()]
-        # cross-reference problems on the parts that did validate help too, but
-        # would be noisy on a broken document: report structure first.
+        # Cross-references are checked on the parts that did validate, against
+        # every name the document defines (valid or not), so one run lists all.
+        partial, known = _partial(data)
+        problems += [p for p in _semantic_problems(partial, known) if p not in problems]
         raise ManifestError(problems, source) from None
-    problems = list(_semantic_problems(manifest))
+    problems = list(_semantic_problems(manifest, _known(data)))
     if problems:
         raise ManifestError(problems, source)
     return manifest
 
 
+_ITEM_SECTIONS: dict[str, Any] = {
+    "packages": TypeAdapter(Package),
+    "services": TypeAdapter(Service),
+    "secrets": TypeAdapter(Secret),
+    "users": TypeAdapter(User),
+    "roles": TypeAdapter(Role),
+}
+_WHOLE_SECTIONS: dict[str, Any] = {
+    "bus": TypeAdapter(Bus),
+    "config": TypeAdapter(Config),
+    "recovery": TypeAdapter(dict[str, str]),
+}
+
+
+def _known(data: Mapping[str, Any]) -> dict[str, set[str]]:
+    return {k: set(v) if isinstance(v, dict) else set() for k in _ITEM_SECTIONS if (v := data.get(k)) is not None} | {
+        k: set() for k in _ITEM_SECTIONS if data.get(k) is None
+    }
+
+
+def _partial(data: Mapping[str, Any]) -> tuple[Manifest, dict[str, set[str]]]:
+    """The items of ``data`` that validate on their own, and every name it defines."""
+    fields: dict[str, Any] = {}
+    for section, adapter in _ITEM_SECTIONS.items():
+        items = data.get(section)
+        good = {}
+        if isinstance(items, dict):
+            for name, item in items.items():
+                try:
+                    good[str(name)] = adapter.validate_python(item)
+                except ValidationError:
+                    pass
+        fields[section] = good
+    for section, adapter in _WHOLE_SECTIONS.items():
+        try:
+            fields[section] = adapter.validate_python(data.get(section) or {})
+        except ValidationError:
+            fields[section] = adapter.validate_python({})
+    return Manifest.model_construct(**fields), _known(data)
+
+
 # --------------------------------------------------------------------------- cross-references
 
 
-def _semantic_problems(m: Manifest) -> Iterator[str]:
+def _semantic_problems(m: Manifest, known: dict[str, set[str]]) -> Iterator[str]:
     for name in m.packages:
         if not _NAME.match(name):
             yield f"packages.{name}: a package name is lowercase letters, digits and '-' (at most 63)"
@@ -495,19 +539,19 @@ def _semantic_problems(m: Manifest) -> Iterator[str]:
             yield f"services.{name}: a service name is lowercase letters, digits and '-' (at most 63)"
         elif name in _RESERVED_SERVICE_NAMES:
             yield f"services.{name}: '{name}' is reserved; choose another service name"
-        if svc.package not in m.packages:
-            known = ", ".join(sorted(m.packages)) or "none defined"
-            yield f"services.{name}.package: unknown package '{svc.package}' (packages: {known})"
+        if svc.package not in known["packages"]:
+            names = ", ".join(sorted(known["packages"])) or "none defined"
+            yield f"services.{name}.package: unknown package '{svc.package}' (packages: {names})"
         for key, tpl in svc.env.items():
-            yield from _template_problems(m, f"services.{name}.env.{key}", tpl)
+            yield from _template_problems(m, known, f"services.{name}.env.{key}", tpl)
             if not key or "=" in key or "\0" in key:
                 yield f"services.{name}.env.{key}: invalid environment variable name"
         for path, tpl in svc.files.items():
-            yield from _template_problems(m, f"services.{name}.files.{path}", tpl)
+            yield from _template_problems(m, known, f"services.{name}.files.{path}", tpl)
             if not path.startswith("/"):
                 yield f"services.{name}.files.{path}: file paths must be absolute"
         for i, tpl in enumerate(svc.argv):
-            yield from _template_problems(m, f"services.{name}.argv[{i}]", tpl)
+            yield from _template_problems(m, known, f"services.{name}.argv[{i}]", tpl)
     for name, sec in m.secrets.items():
         if not _SECRET_NAME.match(name):
             yield f"secrets.{name}: a secret name is letters, digits, '_' and '-' (at most 128)"
@@ -522,11 +566,11 @@ def _semantic_problems(m: Manifest) -> Iterator[str]:
             yield f"bus.addresses.{address}: {why}"
         for action in BUS_ACTIONS:
             for svc_name in getattr(rule, action):
-                if svc_name not in m.services:
+                if svc_name not in known["services"]:
                     yield f"bus.addresses.{address}.{action}: unknown service '{svc_name}'"
     for name, user in m.users.items():
         for role in user.roles:
-            if role not in m.roles:
+            if role not in known["roles"]:
                 yield f"users.{name}.roles: unknown role '{role}'"
     seen: dict[str, str] = {}
     for name, user in m.users.items():
@@ -536,7 +580,7 @@ def _semantic_problems(m: Manifest) -> Iterator[str]:
         seen[fp] = name
     for name, role in m.roles.items():
         for secret in role.names or []:
-            if secret not in m.secrets:
+            if secret not in known["secrets"]:
                 yield f"roles.{name}.names: unknown secret '{secret}'"
     for owner, pem in m.recovery.items():
         try:
@@ -552,7 +596,7 @@ def _semantic_problems(m: Manifest) -> Iterator[str]:
         yield "config.sim_roots: allow_simulation is true but no simulated root is pinned (see `sereca tee info`)"
 
 
-def _template_problems(m: Manifest, where: str, template: str) -> Iterator[str]:
+def _template_problems(m: Manifest, known: dict[str, set[str]], where: str, template: str) -> Iterator[str]:
     try:
         refs = parse_template(template)
     except TemplateError as exc:
@@ -560,10 +604,12 @@ def _template_problems(m: Manifest, where: str, template: str) -> Iterator[str]:
         return
     for ref in refs:
         if ref.root == "secrets":
-            if ref.name not in m.secrets:
+            if ref.name not in known["secrets"]:
                 yield f"{where}: unknown secret '{ref.name}'"
                 continue
-            sec = m.secrets[ref.name]
+            sec = m.secrets.get(ref.name)
+            if sec is None:  # defined but invalid: reported on its own
+                continue
             is_cert = isinstance(sec, CertSecret)
             if ref.part is not None and not is_cert:
                 yield f"{where}: secret '{ref.name}' is a {sec.type}; '.{ref.part}' applies only to certificates"
