@@ -479,6 +479,7 @@ def load_manifest(text: str | bytes | Mapping[str, Any], source: str = "manifest
         # every name the document defines (valid or not), so one run lists all.
         partial, known = _partial(data)
         problems += [p for p in _semantic_problems(partial, known) if p not in problems]
+        problems += _raw_package_refs(data, partial, known)
         raise ManifestError(problems, source) from None
     problems = list(_semantic_problems(manifest, _known(data)))
     if problems:
@@ -498,6 +499,21 @@ _WHOLE_SECTIONS: dict[str, Any] = {
     "config": TypeAdapter(Config),
     "recovery": TypeAdapter(dict[str, str]),
 }
+
+
+def _raw_package_refs(data: Mapping[str, Any], partial: Manifest, known: dict[str, set[str]]) -> list[str]:
+    """``services.X.package`` of services that failed validation themselves."""
+    services = data.get("services")
+    out = []
+    if isinstance(services, dict):
+        for name, svc in services.items():
+            if name in partial.services or not isinstance(svc, dict):
+                continue
+            pkg = svc.get("package")
+            if isinstance(pkg, str) and pkg not in known["packages"]:
+                names = ", ".join(sorted(known["packages"])) or "none defined"
+                out.append(f"services.{name}.package: unknown package '{pkg}' (packages: {names})")
+    return out
 
 
 def _known(data: Mapping[str, Any]) -> dict[str, set[str]]:
