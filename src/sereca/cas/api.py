@@ -97,6 +97,10 @@ def create_app(cas: CAS) -> FastAPI:
     async def release(instance_id: str, request: Request) -> dict[str, Any]:
         return await cas.release(instance_id, who(request))
 
+    @app.get("/api/v1/bus/nats-authorization")
+    async def nats_authorization() -> dict[str, Any]:
+        return cas.nats_authorization()
+
     @app.get("/api/v1/manifest")
     async def get_manifest() -> dict[str, Any]:
         return cas.get_manifest()

@@ -318,6 +318,10 @@ class CASClient:
         params = {"instance": instance} if instance else None
         return await self._request("GET", f"/api/v1/secrets/{name}", params=params)
 
+    async def nats_authorization(self) -> dict[str, Any]:
+        """``{"users": {service: NATS permissions}, "ca_pem": ...}`` for the broker's config."""
+        return await self._request("GET", "/api/v1/bus/nats-authorization")
+
     async def audit(self) -> dict[str, Any]:
         return await self._request("GET", "/api/v1/audit")
 

@@ -642,6 +642,19 @@ class CAS:
         await self._commit()
         return {"name": name, "type": sec.type, **out}
 
+    def nats_authorization(self) -> dict[str, Any]:
+        """Broker permissions per service, from the manifest's bus section (for nats-server's
+        ``authorization.users`` with ``verify_and_map``: the identity is the service name, a DNS SAN
+        of every service certificate)."""
+        m = self._require_manifest()
+        try:
+            from sereca.bus.permissions import nats_permissions
+        except ImportError:  # pragma: no cover - the bus package is part of SERECA
+            raise NotFoundError("this installation has no sereca.bus.permissions") from None
+        subject_key = keymod.bus_subject_key(self._root)
+        users = {name: nats_permissions(m.bus, name, subject_key) for name in sorted(m.services)}
+        return {"users": users, "ca_pem": self._ca.cert_pem.decode() if self._ca else None}
+
     # ------------------------------------------------------------------ status, evidence, audit
 
     def status(self) -> dict[str, Any]:

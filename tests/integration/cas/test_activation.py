@@ -184,3 +184,11 @@ async def test_nonce_is_single_use(ready, sim, connect) -> None:
 
 async def _const(value: str) -> str:
     return value
+
+
+async def test_nats_authorization_from_the_manifest(ready, connect) -> None:
+    async with connect(ready) as c:
+        auth = await c.nats_authorization()
+    assert set(auth["users"]) == {"detector", "gateway"}
+    assert auth["ca_pem"] == ready.root_pem
+    assert auth["users"]["gateway"]["publish"]["allow"] != auth["users"]["detector"]["publish"]["allow"]
