@@ -112,7 +112,7 @@ async def publisher(mode: str, url: str, n: int) -> None:
             await pub(ADDRESS, body)
         await bus.flush()
         await bus.close()
-    print(json.dumps({"start": t0}), flush=True)
+    print(json.dumps({"start": t0, "end": time.monotonic()}), flush=True)
 
 
 async def requester(mode: str, url: str, n: int) -> None:
@@ -164,7 +164,8 @@ def run_round(mode: str, url: str, n: int, requests: int, env: dict[str, str]) -
         _ready(cons)
         pub = _spawn("publisher", mode, url, n, env)
         out, _ = pub.communicate(timeout=300)
-        start = json.loads(out.strip().splitlines()[-1])["start"]
+        pub_times = json.loads(out.strip().splitlines()[-1])
+        start = pub_times["start"]
         cons.stdin.write("go\n")  # type: ignore[union-attr]
         cons.stdin.flush()  # type: ignore[union-attr]
         res = json.loads(cons.stdout.readline())  # type: ignore[union-attr]
@@ -173,6 +174,9 @@ def run_round(mode: str, url: str, n: int, requests: int, env: dict[str, str]) -
         if cons.poll() is None:
             cons.kill()
     rate = res["count"] / (res["last"] - start) if res["count"] else 0.0
+    if os.environ.get("BENCH_DEBUG"):
+        print(f"{mode}: publish {pub_times['end'] - start:.3f} s, first receipt +{res['first'] - start:.3f} s, "
+              f"last +{res['last'] - start:.3f} s, {rate:.0f}/s", file=sys.stderr)
     resp = _spawn("consumer", mode, url, 0, env)
     try:
         _ready(resp)

@@ -24,6 +24,9 @@ class MsgpackCodec:
         self._ext_hook = ext_hook or msgpack.ExtType
 
     def encode(self, body: Any) -> bytes:
+        if type(body) is bytes and len(body) < 65536:  # the common binary body, without a packer call
+            n = len(body)
+            return (b"\xc4" + n.to_bytes(1, "big") if n < 256 else b"\xc5" + n.to_bytes(2, "big")) + body
         try:
             return msgpack.packb(body, use_bin_type=True, default=self._packer_default)
         except Exception as exc:  # the default hook may raise anything

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -267,6 +268,7 @@ class Route:
     stream: str = ""
     stream_subjects: list[str] = field(default_factory=list)
     fast: bool = False  # concrete address, address authenticity, not durable: inlined sealing
+    nonce_base: int = field(default_factory=lambda: int.from_bytes(os.urandom(12), "big"))
 
 
 @dataclass

@@ -44,6 +44,10 @@ class Transport(ABC):
     async def publish(self, subject: str, data: bytes, reply: str = "") -> None:
         """Fire and forget; may buffer (see :meth:`flush`)."""
 
+    def publisher(self) -> Callable[[str, bytes], Awaitable[None]]:
+        """The cheapest callable doing :meth:`publish` without a reply subject (valid after :meth:`start`)."""
+        return self.publish
+
     @abstractmethod
     async def subscribe(self, subject: str, cb: Callback, queue: str = "") -> Subscription:
         """Deliver every message on ``subject`` (NATS wildcards allowed); with ``queue``, one member per group."""

@@ -63,7 +63,7 @@ class _Direct:
     for bus subscriptions (the only other change to the reader's behaviour).
     """
 
-    __slots__ = ("cb", "q", "wake", "task", "limit", "dropped")
+    __slots__ = ("cb", "q", "wake", "task", "limit", "dropped", "idle")
 
     def __init__(self, cb: Callback, limit: int) -> None:
         self.cb = cb
@@ -71,6 +71,7 @@ class _Direct:
         self.wake = asyncio.Event()
         self.limit = limit
         self.dropped = 0
+        self.idle = False
         self.task = asyncio.get_running_loop().create_task(self._run())
 
     def push(self, data: bytes, reply: bytes) -> None:
@@ -78,20 +79,27 @@ class _Direct:
             self.dropped += 1  # slow consumer: like nats-py, drop rather than grow without bound
             return
         self.q.append((data, reply))
-        if not self.wake.is_set():
+        if self.idle:
+            self.idle = False
             self.wake.set()
 
     async def _run(self) -> None:
         q, cb, wake = self.q, self.cb, self.wake
         while True:
-            await wake.wait()
-            wake.clear()
+            if not q:
+                self.idle = True
+                await wake.wait()
+                wake.clear()
             while q:
                 data, reply = q.popleft()
                 try:
                     await cb(data, reply.decode() if reply else "")
                 except Exception as exc:  # a callback error must not end the subscription
                     log.warning("bus subscription callback raised %r", exc)
+
+
+_CONNECTED = _NatsClient.CONNECTED
+_LEAN_OK = all(hasattr(_NatsClient, a) for a in ("_process_msg", "_flush_pending", "_send_command"))
 
 
 class _DispatchingClient(_NatsClient):
@@ -109,6 +117,27 @@ class _DispatchingClient(_NatsClient):
         self.stats["in_msgs"] += 1
         self.stats["in_bytes"] += len(data)
         direct.push(data, reply)
+
+    async def sereca_publish(self, subject: str, payload: bytes) -> None:
+        """``publish(subject, payload)`` for the bus's own (pre-validated, hashed) subjects.
+
+        Skips nats-py's per-call subject validation and command formatting;
+        whenever the client is not plainly connected it defers to ``publish``
+        so buffering during reconnects, drain and close behave exactly as in nats-py.
+        """
+        if self._status != _CONNECTED or len(payload) > self._max_payload:
+            await self.publish(subject, payload)
+            return
+        cmd = b"PUB %s %d\r\n%s\r\n" % (subject.encode(), len(payload), payload)
+        stats = self.stats
+        stats["out_msgs"] += 1
+        stats["out_bytes"] += len(payload)
+        self._pending.append(cmd)
+        self._pending_data_size += len(cmd)
+        if self._max_pending_size > 0 and self._pending_data_size > self._max_pending_size:
+            await self._flush_pending(force_flush=True)
+        elif self._flush_queue is not None and self._flush_queue.empty():
+            await self._flush_pending()
 
 
 class _NatsSub(Subscription):
@@ -154,7 +183,7 @@ class NatsTransport(Transport):
         self._connect_timeout = connect_timeout
         self._options = connect_options
         self._replicas = stream_replicas
-        self._fast = fast_dispatch and hasattr(_NatsClient, "_process_msg")
+        self._fast = fast_dispatch and _LEAN_OK
         self._nc: Any = None
         self._js: Any = None
         self._streams: set[str] = set()
@@ -208,6 +237,11 @@ class NatsTransport(Transport):
             await self.nc.publish(subject, data, reply)
         except nats.errors.Error as exc:
             raise BusError(f"NATS publish failed: {exc!r}") from exc
+
+    def publisher(self) -> Any:
+        """The hot-path publish: nats-py's own, or the lean one of the dispatching client."""
+        nc = self.nc
+        return nc.sereca_publish if isinstance(nc, _DispatchingClient) else nc.publish
 
     async def subscribe(self, subject: str, cb: Callback, queue: str = "") -> Subscription:
         async def on_msg(msg: Any) -> None:
