@@ -38,6 +38,7 @@ import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
@@ -393,10 +394,12 @@ def _short(exc: BaseException) -> str:
     return (str(exc) or type(exc).__name__)[:200]
 
 
-_HANDLERS = {
-    "ping": _Connection._ping,
-    "register": _Connection._register,
-    "unregister": _Connection._unregister,
-    "publish": _Connection._publish,
-    "send": _Connection._send,
-}
+_HANDLERS = MappingProxyType(
+    {
+        "ping": _Connection._ping,
+        "register": _Connection._register,
+        "unregister": _Connection._unregister,
+        "publish": _Connection._publish,
+        "send": _Connection._send,
+    }
+)

@@ -79,6 +79,7 @@ class Runtime:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._periodic_tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        self._stopped = asyncio.Event()
 
     # -- status ---------------------------------------------------------------
 
@@ -255,9 +256,16 @@ class Runtime:
     # -- stop -----------------------------------------------------------------
 
     async def stop(self) -> None:
-        """Drain and stop; safe to call twice and after a failed start."""
+        """Drain and stop; safe to call twice (the second call waits for the first) and after a failed start."""
         if self.state in ("stopped", "draining"):
+            await self._stopped.wait()
             return
+        try:
+            await self._drain_and_stop()
+        finally:
+            self._stopped.set()
+
+    async def _drain_and_stop(self) -> None:
         svc, log = self.service, self.service.logger
         self.state = "draining"
         svc.metrics.ready.set(0)

@@ -212,3 +212,56 @@ async def deployment(tmp_path: Path, nats: EmbeddedNatsServer) -> AsyncIterator[
                     await asyncio.wait_for(p.proc.wait(), 5)
     finally:
         await asyncio.wait_for(cas.stop(), T)
+
+
+@pytest.fixture
+async def tls_deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
+    """Like ``deployment``, but NATS requires mutual TLS with certificates from the deployment CA.
+
+    The broker's own certificate is a manifest secret (cert-ecdsa) that an
+    operator (a manifest user with secrets/read) fetches from the CAS.
+    """
+    from sereca.bus.nats_server import ServerTLS, free_port
+    from sereca.cas.client import CASClient
+    from sereca.cas.pki import cert_pem, key_pem, self_signed
+
+    apps = {}
+    for name, src in (("detector", DETECTOR), ("sensor", SENSOR)):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "app.py").write_text(textwrap.dedent(src))
+        apps[name] = d
+    measurements = {name: measure_paths([d]).hex() for name, d in apps.items()}
+    op_key, op_cert = self_signed(["ops"])
+    nats_port = free_port()
+    doc = manifest(measurements, sim_root_fingerprint(), f"tls://127.0.0.1:{nats_port}")
+    doc["config"]["nats"]["tls"] = True
+    doc["secrets"] = {"broker-tls": {"type": "cert-ecdsa", "sans": ["127.0.0.1"]}}
+    doc["users"] = {"ops": {"certificate": cert_pem(op_cert).decode(), "roles": ["broker-admin"]}}
+    doc["roles"] = {"broker-admin": {"resource": "secrets", "actions": ["read"], "names": ["broker-tls"]}}
+    cas = await _start_cas(tmp_path / "cas-state")
+    nats: EmbeddedNatsServer | None = None
+    dep: Deployment | None = None
+    try:
+        root_pem = cas.root_pem
+        root_file = tmp_path / "cas-root.pem"
+        root_file.write_text(root_pem)
+        async with CASClient(cas.url, root_pem) as anyone:  # the first manifest needs no role
+            await asyncio.wait_for(anyone.set_manifest(json.dumps(doc)), T)
+        async with CASClient(cas.url, root_pem, cert_pem=cert_pem(op_cert), key_pem=key_pem(op_key)) as ops:
+            broker = await asyncio.wait_for(ops.get_secret("broker-tls"), T)
+        nats = EmbeddedNatsServer(port=nats_port, jetstream=False,
+                                  tls=ServerTLS(broker["cert_pem"], broker["key_pem"], root_pem))
+        await asyncio.wait_for(asyncio.to_thread(nats.start), T)
+        dep = Deployment(tmp_path, cas.url, root_file, nats.url, apps)
+        yield dep
+    finally:
+        if dep is not None:
+            for p in dep.procs:
+                p.kill()
+            for p in dep.procs:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(p.proc.wait(), 5)
+        if nats is not None:
+            await asyncio.to_thread(nats.stop)
+        await asyncio.wait_for(cas.stop(), T)

@@ -24,7 +24,8 @@ def metric(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-async def wait_metric(http: httpx.AsyncClient, name: str, at_least: float, **labels: str) -> None:
+async def wait_metric(http: httpx.AsyncClient, name: str, at_least: float, *, logs_of: tuple[Any, ...] = (),
+                      **labels: str) -> None:
     loop = asyncio.get_running_loop()
     end = loop.time() + T
     while True:
@@ -32,7 +33,8 @@ async def wait_metric(http: httpx.AsyncClient, name: str, at_least: float, **lab
         if metric(text, name, **labels) >= at_least:
             return
         if loop.time() > end:
-            raise AssertionError(f"{name}{labels} stayed below {at_least}:\n{text[-3000:]}")
+            logs = "\n".join(f"--- {svc.name}\n{svc.stderr()[-2000:]}" for svc in logs_of)
+            raise AssertionError(f"{name}{labels} stayed below {at_least}:\n{text[-2000:]}\n{logs}")
         await asyncio.sleep(0.1)
 
 
@@ -57,9 +59,9 @@ async def test_two_services_talk_and_drain_on_sigterm(deployment: Any) -> None:
         assert re.fullmatch(r"detector-\d+", health["instance_id"])
         assert (await det.get("/readyz")).status_code == 200
         # request/reply: the sensor gets verdicts computed with the CAS-provisioned threshold
-        await wait_metric(sen, "sensor_verdicts_total", 3, leak="true")
+        await wait_metric(sen, "sensor_verdicts_total", 3, leak="true", logs_of=(sensor, detector))
         # publish: the detector receives the readings
-        await wait_metric(det, "detector_readings_total", 3)
+        await wait_metric(det, "detector_readings_total", 3, logs_of=(sensor, detector))
         det_metrics = (await det.get("/metrics")).text
         assert metric(det_metrics, "sereca_service_info", service="detector", simulated="true") == 1
         assert metric(det_metrics, "sereca_messages_rejected_total") == 0
@@ -89,3 +91,17 @@ async def test_activation_refused_for_other_code(deployment: Any) -> None:
 async def test_nats_refused_is_one_line(deployment: Any) -> None:
     svc = await deployment.run("detector/app.py:svc", "--nats", f"nats://127.0.0.1:{free_port()}")
     assert_one_error_line(svc, await svc.wait_exit(), "cannot connect to the bus")
+
+
+async def test_mutual_tls_with_the_activation_certificate(tls_deployment: Any) -> None:
+    # No --nats: the URL (tls://) comes from the manifest; the client certificate from the activation.
+    detector = await tls_deployment.run("detector/app.py:svc", name="detector")
+    sensor = await tls_deployment.run("sensor/app.py:svc", name="sensor")
+    det_url = await detector.http()
+    async with httpx.AsyncClient(base_url=det_url, timeout=T) as det:
+        await wait_metric(det, "sereca_messages_handled_total", 3, address="detector.check", outcome="ok",
+                          logs_of=(sensor, detector))
+    for svc in (sensor, detector):
+        svc.terminate()
+    for svc in (sensor, detector):
+        assert await svc.wait_exit() == 0, svc.stderr()
