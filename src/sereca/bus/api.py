@@ -328,6 +328,31 @@ class EventBus:
         self._publish = transport.publish
         self._started = False
 
+    @classmethod
+    def from_activation(cls, service: str, activation: Any, *, transport: Transport | None = None,
+                        url: str | None = None, **kw: Any) -> EventBus:
+        """A bus for an activated service: its bus keys, identity, and (unless ``transport`` is given) a NATS
+        transport to ``url`` or ``activation.nats["url"]``, with mutual TLS when ``activation.nats["tls"]``."""
+        keys = (getattr(activation, "keys", None) or {}).get("bus")
+        if keys is None:
+            raise BusConfigError(f"activation of {service!r} carries no bus keys; does the manifest's bus section "
+                                 f"name this service?")
+        keyring = Keyring.from_activation(keys)
+        identity = Identity.from_activation(service, activation)
+        if transport is None:
+            from sereca.bus.transports.nats import NatsTransport, client_tls_context
+
+            nats_cfg = getattr(activation, "nats", None) or {}
+            url = url or nats_cfg.get("url")
+            if not url:
+                raise BusConfigError("no NATS URL: the manifest's config.nats is empty; pass url= (e.g. of an "
+                                     "EmbeddedNatsServer) or a transport")
+            tls = None
+            if nats_cfg.get("tls") or url.startswith("tls://"):
+                tls = client_tls_context(activation.ca_pem, activation.cert_chain_pem, activation.private_key)
+            transport = NatsTransport(url, tls=tls, name=identity.sender)
+        return cls(keyring, transport, identity, **kw)
+
     def _new_guard(self, durable: bool) -> ReplayGuard:
         window, max_age, durable_max_age, max_skew = self._guard_args
         return ReplayGuard(window, durable_max_age if durable else max_age, max_skew)
@@ -414,7 +439,8 @@ class EventBus:
             head = _FIXED_PACK(1, 1, 0, 0, route.grant.epoch, seq, time.time_ns() // 1_000_000, self._session,
                                len(self._sender)) + self._sender
             # nonce: the route's random 96-bit base XOR the sequence number (unique per key, no syscall)
-            nonce = (route.nonce_base ^ seq).to_bytes(12, "big")
+            # (kind in bits 64..71 keeps it apart from any other counter-nonce user of the same route)
+            nonce = (route.nonce_base ^ (1 << 64) ^ seq).to_bytes(12, "big")
             pt = (encode_headers(headers) if headers else b"\x00\x00") + self.codec.encode(body)
             self.metrics.sent += 1
             await self._publish(route.subjects[MODE_ALL],

@@ -235,3 +235,28 @@ def test_identity_from_activation() -> None:
     assert ident.sender == "svc/abc" and len(ident.session) == 16
     assert Identity("svc").session != Identity("svc").session
     assert isinstance(EventBus, type)
+
+
+def test_from_activation(root: bytes, ca: Any) -> None:
+    from sereca.bus import Keyring, NatsTransport, grants_for
+    from sereca.bus.testing import demo_section
+
+    issued = ca.service("worker", "abc")
+
+    class Act:
+        instance_id = "abc"
+        private_key = issued.key
+        cert_chain_pem = issued.cert_pem
+        ca_pem = ca.ca_pem
+        keys = {"bus": grants_for(root, demo_section(), "worker", ca_pem=ca.ca_pem)}
+        nats = {"url": "tls://127.0.0.1:4222", "tls": True}
+
+    bus = EventBus.from_activation("worker", Act())
+    assert bus.identity.sender == "worker/abc" and isinstance(bus.transport, NatsTransport)
+    assert isinstance(bus.keyring, Keyring) and bus.entitled("orders", "consume")
+    Act.nats = None
+    with pytest.raises(BusConfigError, match="no NATS URL"):
+        EventBus.from_activation("worker", Act())
+    Act.keys = {}
+    with pytest.raises(BusConfigError, match="no bus keys"):
+        EventBus.from_activation("worker", Act())

@@ -27,13 +27,19 @@ PENDING_MSGS = 512 * 1024
 PENDING_BYTES = 512 * 1024 * 1024
 
 
-def client_tls_context(ca_pem: str, cert_chain_pem: str | None = None, key_pem: str | bytes | None = None,
+def client_tls_context(ca_pem: str, cert_chain_pem: str | None = None, key_pem: str | bytes | Any = None,
                        *, check_hostname: bool = False) -> ssl.SSLContext:
     """TLS 1.3 context that pins ``ca_pem`` and, with a certificate and key, presents them (mutual TLS).
 
+    ``key_pem`` may be PEM text or a private key object (``activation.private_key``).
     Hostnames are not checked by default: the deployment CA is pinned and the
     broker's certificate is issued by it for the broker's role, not for a DNS name.
     """
+    if key_pem is not None and hasattr(key_pem, "private_bytes"):
+        from cryptography.hazmat.primitives import serialization
+
+        key_pem = key_pem.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption())
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=ca_pem)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.check_hostname = check_hostname
