@@ -171,7 +171,10 @@ class CASClient:
         self.url = url.rstrip("/")
         self.root_pem = root_pem
         if root_pem is not None:
-            ctx = ssl.create_default_context(cadata=root_pem)
+            try:
+                ctx = ssl.create_default_context(cadata=root_pem)
+            except (ssl.SSLError, ValueError) as exc:
+                raise ConfigError(f"the pinned CAS root is not a PEM certificate ({exc}); run `sereca cas verify` again") from None
         else:
             ctx = ssl.create_default_context()
             ctx.check_hostname = False
@@ -214,6 +217,8 @@ class CASClient:
             ) from None
         except httpx.TimeoutException:
             raise TransportError(f"the CAS at {self.url} did not answer in time") from None
+        except httpx.HTTPError as exc:
+            raise TransportError(f"cannot talk to the CAS at {self.url}: {exc or type(exc).__name__}") from None
         _raise_for(r)
         return r.json()
 

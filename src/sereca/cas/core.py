@@ -45,7 +45,7 @@ from sereca.cas.errors import (
     RecoveryError,
     UnknownServiceError,
 )
-from sereca.cas.manifest import CertSecret, Manifest, UserDefinedSecret, load_manifest
+from sereca.cas.manifest import TEE_TYPES, CertSecret, Manifest, UserDefinedSecret, load_manifest
 from sereca.cas.pki import CA, cert_pem, default_sans, fingerprint, key_pem, load_cert, load_csr, self_signed, spki_der
 from sereca.cas.state import SealedStore, audit_key
 from sereca.cas.templates import Ref, TemplateError, Value, key_marker, parse_template, render
@@ -75,6 +75,18 @@ class Peer:
         if self.kind == "service":
             return f"service:{self.name}/{self.instance}"
         return self.kind
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """An activation request after the checks that need no evidence verification."""
+
+    manifest: Manifest
+    tee: str
+    public_key: Any
+    expected: bytes
+    evidence: bytes
+    policy: Policy
 
 
 @dataclass(frozen=True)
@@ -409,29 +421,35 @@ class CAS:
 
     async def activate(self, req: ActivationRequest, cas_address: str) -> dict[str, Any]:
         try:
-            result = self._activate(req, cas_address)
+            checked = self._check_request(req)
+            if checked.tee == "sim":  # fast and local
+                claims = self._verify(req, checked)
+            else:  # may fetch collateral: keep the event loop free
+                claims = await asyncio.to_thread(self._verify, req, checked)
+            result = self._grant(req, checked, claims, cas_address)
         except SerecaError as exc:
             self._deny("activation", f"service:{req.service}", exc, service=req.service, tee=req.tee)
             raise
         await self._commit()
         return result
 
-    def _activate(self, req: ActivationRequest, cas_address: str) -> dict[str, Any]:
+    def _check_request(self, req: ActivationRequest) -> _Checked:
         m = self._require_manifest()
-        assert self._ca is not None and self.audit is not None
         svc = m.services.get(req.service)
         if svc is None:
             raise UnknownServiceError(
                 f"unknown service '{req.service}'; the manifest defines: {', '.join(sorted(m.services)) or 'none'}"
             )
         nonce = self._take_nonce(req.nonce)
-        package = m.packages[svc.package]
-        tee = req.tee or "sim"
+        tee = req.tee
+        if tee not in TEE_TYPES:
+            raise ActivationError(f"the activation must name its TEE type ('tee': {', '.join(TEE_TYPES)}), not {tee!r}")
         if tee == "sim" and not m.config.allow_simulation:
             raise ActivationError(
                 "simulated evidence is not admitted: the manifest's config.allow_simulation is false "
                 "(run the service in a real TEE, or allow simulation for development)"
             )
+        package = m.packages[svc.package]
         ref = package.reference(tee)
         if ref is None:
             raise ActivationError(
@@ -456,16 +474,27 @@ class CAS:
             advisories=tuple(package.advisories),
             max_age_s=package.max_age_s,
         )
-        sim_roots = m.config.sim_roots if m.config.allow_simulation else ()
+        return _Checked(m, tee, public_key, expected, evidence, policy)
+
+    @staticmethod
+    def _verify(req: ActivationRequest, c: _Checked) -> Any:
+        sim_roots = c.manifest.config.sim_roots if c.manifest.config.allow_simulation else ()
         try:
-            claims = verify(evidence, expected, policy, sim_roots=sim_roots, tee=tee)
+            claims = verify(c.evidence, c.expected, c.policy, sim_roots=sim_roots, tee=c.tee)
         except SerecaError as exc:
             raise ActivationError(
                 f"evidence of service '{req.service}' rejected ({type(exc).__name__}): {exc}"
             ) from None
-        if claims.simulated and not m.config.allow_simulation:
+        if claims.simulated and not c.manifest.config.allow_simulation:
             raise ActivationError("simulated evidence is not admitted: the manifest's config.allow_simulation is false")
+        return claims
 
+    def _grant(self, req: ActivationRequest, checked: _Checked, claims: Any, cas_address: str) -> dict[str, Any]:
+        """Everything after verification; synchronous, so slot allocation and state changes are atomic."""
+        assert self._ca is not None and self.audit is not None
+        m = checked.manifest
+        svc = m.services[req.service]
+        public_key = checked.public_key
         instance_id = self._allocate(req.service, svc.max_instances, req.instance)
         validity = svc.cert_validity or m.config.cert_validity
         leaf = self._ca.issue(

@@ -215,6 +215,8 @@ class CASServer:
                 raise TransportError("the CAS server did not start in time")
             await asyncio.sleep(0.01)
         (self.state_dir / URL_FILE).write_text(self.url + "\n")
+        if platform.tee_type == "sim":
+            log.warning("SIMULATION: this CAS runs in a simulated TEE; its sealed state and evidence protect nothing")
         log.info("CAS listening on %s (mode %s, tee %s)", self.url, self.cas.mode, platform.tee_type)
 
     async def stop(self) -> None:
@@ -253,6 +255,8 @@ def run(
 ) -> None:
     """Run a CAS until SIGINT/SIGTERM (what ``sereca cas start`` does)."""
     import signal
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     async def main() -> None:
         server = CASServer(state_dir, listen, platform=platform, sans=sans, log_level=log_level)
