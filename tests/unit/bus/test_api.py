@@ -260,3 +260,15 @@ def test_from_activation(root: bytes, ca: Any) -> None:
     Act.keys = {}
     with pytest.raises(BusConfigError, match="no bus keys"):
         EventBus.from_activation("worker", Act())
+
+
+async def test_durable_pattern_address(make_bus: Any) -> None:
+    section = {"addresses": {"jobs.>": {"send": ["p"], "publish": ["p"], "consume": ["c"], "durable": True}}}
+    p = await make_bus("p", section=section)
+    await p.send("jobs.a.1", "x")
+    await p.publish("jobs.b", "y")
+    c = await make_bus("c", section=section)
+    got: list[tuple[str, Any]] = []
+    await c.consumer("jobs.>", lambda m: got.append((m.address, m.body)))
+    await until(lambda: len(got) == 2)
+    assert sorted(got) == [("jobs.a.1", "x"), ("jobs.b", "y")]
