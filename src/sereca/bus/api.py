@@ -326,6 +326,7 @@ class EventBus:
         self._routes: dict[str, Route] = {}
         self._consumers: list[Consumer] = []
         self._publish = transport.publish
+        self._seq = 0  # one counter per bus session: unique across addresses and kinds (see docs/bus.md)
         self._started = False
 
     @classmethod
@@ -414,8 +415,7 @@ class EventBus:
     def _seal(self, route: Route, kind: int, plaintext: bytes) -> bytes:
         if not self._started:
             raise BusClosed("event bus is not started; use `async with bus:` or `await bus.start()`")
-        seqs = route.seqs
-        seq = seqs[kind] = seqs[kind] + 1
+        seq = self._seq = self._seq + 1
         sign = None
         if route.grant.authenticity == "sender":
             if self._sign is None or not self._cert:
@@ -434,8 +434,7 @@ class EventBus:
             route = self._route(address, "publish")
         if route.fast and self._started:
             # inlined _seal/E.seal for the common case (concrete address, address authenticity, not durable)
-            seqs = route.seqs
-            seq = seqs[1] = seqs[1] + 1
+            seq = self._seq = self._seq + 1
             head = _FIXED_PACK(1, 1, 0, 0, route.grant.epoch, seq, time.time_ns() // 1_000_000, self._session,
                                len(self._sender)) + self._sender
             # nonce: the route's random 96-bit base XOR the sequence number (unique per key, no syscall)
@@ -459,7 +458,7 @@ class EventBus:
 
     async def _emit(self, route: Route, mode: str, kind: int, data: bytes) -> None:
         if route.grant.durable:
-            msg_id = f"{self._session.hex()}-{kind}-{route.seqs[kind]}"
+            msg_id = f"{self._session.hex()}-{int.from_bytes(data[8:16], 'big')}"
             await self.transport.publish_durable(route.stream, route.stream_subjects, route.subjects[mode], data,
                                                  msg_id)
         else:

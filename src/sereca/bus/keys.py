@@ -264,7 +264,6 @@ class Route:
     subjects: dict[str, str]  # mode -> broker subject
     addr_bytes: bytes = b""
     addr_ad: bytes = b""
-    seqs: list[int] = field(default_factory=lambda: [0] * 6)  # last sequence number per message kind
     stream: str = ""
     stream_subjects: list[str] = field(default_factory=list)
     fast: bool = False  # concrete address, address authenticity, not durable: inlined sealing

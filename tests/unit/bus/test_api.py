@@ -272,3 +272,15 @@ async def test_durable_pattern_address(make_bus: Any) -> None:
     await c.consumer("jobs.>", lambda m: got.append((m.address, m.body)))
     await until(lambda: len(got) == 2)
     assert sorted(got) == [("jobs.a.1", "x"), ("jobs.b", "y")]
+
+
+async def test_route_cache_eviction_keeps_sequence_numbers_fresh(make_bus: Any) -> None:
+    gw, w = await make_bus("gateway"), await make_bus("worker")
+    got: list[Any] = []
+    await w.consumer("orders", lambda m: got.append(m.seq))
+    await gw.publish("orders", 1)
+    gw._routes.clear()  # what happens when the bounded route cache is full
+    await gw.publish("orders", 2)
+    await gw.send("orders", 3)
+    await until(lambda: len(got) == 3)
+    assert got == sorted(set(got)) and w.metrics.rejected["replayed"] == 0
