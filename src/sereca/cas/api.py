@@ -15,6 +15,7 @@ import binascii
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -68,6 +69,16 @@ def create_app(cas: CAS) -> FastAPI:
         if isinstance(exc, ManifestError):
             body["problems"] = exc.problems
         return JSONResponse(body, status_code=HTTP_STATUS.get(name, 400))
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg', 'invalid')}"
+            for e in exc.errors()
+        ]
+        return JSONResponse(
+            {"error": "ConfigError", "detail": "malformed request: " + "; ".join(problems)}, status_code=400
+        )
 
     def who(request: Request) -> Peer:
         return cas.identify(peer_cert(request))

@@ -192,3 +192,17 @@ async def test_nats_authorization_from_the_manifest(ready, connect) -> None:
     assert set(auth["users"]) == {"detector", "gateway"}
     assert auth["ca_pem"] == ready.root_pem
     assert auth["users"]["gateway"]["publish"]["allow"] != auth["users"]["detector"]["publish"]["allow"]
+
+
+async def test_openapi_and_malformed_requests(ready, connect) -> None:
+    import httpx
+
+    from sereca.errors import ConfigError
+
+    ctx = ssl.create_default_context(cadata=ready.root_pem)
+    async with httpx.AsyncClient(verify=ctx, timeout=10) as h:
+        spec = (await h.get(f"{ready.url}/openapi.json")).json()
+    assert "/api/v1/activation" in spec["paths"]
+    async with connect(ready) as c:
+        with pytest.raises(ConfigError, match="malformed request: service: Field required"):
+            await c._request("POST", "/api/v1/activation", json={"nonce": "x"})
