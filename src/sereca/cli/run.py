@@ -42,6 +42,10 @@ def run(
     ),
     http_host: str = typer.Option("127.0.0.1", "--http-host", envvar="SERECA_HTTP_HOST", help="Address to serve HTTP on."),
     no_http: bool = typer.Option(False, "--no-http", help="Serve no HTTP at all."),
+    http_tls: bool = typer.Option(
+        False, "--http-tls", envvar="SERECA_HTTP_TLS",
+        help="Serve HTTPS with the activation certificate; accept client certificates of the deployment CA.",
+    ),
     port_file: Path = typer.Option(
         None, "--port-file", envvar="SERECA_PORT_FILE", help="Write the chosen HTTP port to this file."
     ),
@@ -83,6 +87,7 @@ def run(
         measure=tuple(measure or _measure_env()),
         drain_timeout=drain_timeout,
         instance=instance,
+        http_tls=http_tls,
     )
 
     def ready(started: Started) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -154,6 +155,7 @@ class Service:
         outbound: Sequence[str] = (),
         tokens: Sequence[str] = (),
         token_param: str | None = None,
+        client_cert_names: Sequence[str] = (),
         path: str = "/eventbus",
         reply_timeout: float = 10.0,
         max_frame_bytes: int = 256 * 1024,
@@ -166,6 +168,7 @@ class Service:
             outbound=tuple(outbound),
             tokens=tuple(tokens),
             token_param=token_param,
+            client_cert_names=tuple(client_cert_names),
             path=path,
             reply_timeout=reply_timeout,
             max_frame_bytes=max_frame_bytes,
@@ -247,11 +250,13 @@ class Service:
         tee: str = "none",
         http_port: int | None = None,
         http_host: str = "127.0.0.1",
+        http_tls: ssl.SSLContext | None = None,
         drain_timeout: float = 10.0,
     ) -> AsyncIterator[Runtime]:
         """Run this service on an already-built bus (no CAS), for tests and single-process apps.
 
-        ``http_port`` None serves no HTTP; 0 picks a free port (``runtime.http_url``).
+        ``http_port`` None serves no HTTP; 0 picks a free port (``runtime.http_url``);
+        ``http_tls`` (a server-side context) serves it over TLS.
         The bus is not closed on exit: whoever built it owns it.
         """
         from sereca.service.runtime import Runtime
@@ -266,7 +271,7 @@ class Service:
             tee=tee,
             drain_timeout=drain_timeout,
         )
-        await runtime.start(http_port=http_port, http_host=http_host)
+        await runtime.start(http_port=http_port, http_host=http_host, http_tls=http_tls)
         try:
             yield runtime
         finally:

@@ -19,10 +19,12 @@ Frames are JSON text, in the Vert.x event-bus-bridge format::
 
 Security: a connection must present a token (``Authorization: Bearer T``
 or, for browsers, ``?token=T``) that equals one of the configured tokens,
-compared in constant time; otherwise the upgrade is refused (HTTP 403).
-Tokens come from ``tokens=`` or, in production, from an activation
-parameter (``token_param=``): a secret the CAS releases only to the attested
-service.  Every frame is checked against the inbound (publish/send) and
+compared in constant time, or -- when the HTTP side runs over TLS -- a
+client certificate that the TLS layer verified against the deployment CA
+and whose common name or DNS name is in ``client_cert_names`` ("*": any);
+otherwise the upgrade is refused (HTTP 403).  Tokens come from ``tokens=``
+or, in production, from an activation parameter (``token_param=``): a
+secret the CAS releases only to the attested service.  Every frame is checked against the inbound (publish/send) and
 outbound (register) address patterns; the bus itself still enforces the
 service's manifest grants, so a browser can never do more than the
 bridging service may.  Inside the service, messages are sealed by the bus
@@ -69,6 +71,7 @@ class BridgeOptions:
     outbound: tuple[str, ...] = ()
     tokens: tuple[str, ...] = ()
     token_param: str | None = None
+    client_cert_names: tuple[str, ...] = ()
     path: str = "/eventbus"
     reply_timeout: float = 10.0
     max_frame_bytes: int = 256 * 1024
@@ -79,10 +82,10 @@ class BridgeOptions:
                 check_address(pattern, allow_wildcards=True)
         except ServiceDefinitionError as exc:
             raise BridgeConfigError(f"bridge: {exc}") from None
-        if not self.tokens and not self.token_param:
+        if not self.tokens and not self.token_param and not self.client_cert_names:
             raise BridgeConfigError(
-                "bridge: no way to authenticate clients; give tokens=[...] or token_param='NAME' "
-                "(an env parameter provisioned by the CAS)"
+                "bridge: no way to authenticate clients; give tokens=[...], token_param='NAME' "
+                "(an env parameter provisioned by the CAS) or client_cert_names=[...] (with --http-tls)"
             )
         if any(len(t) < 16 for t in self.tokens):
             raise BridgeConfigError("bridge: tokens must be at least 16 characters")
@@ -114,19 +117,30 @@ class Bridge:
                 tokens.extend(t.strip() for t in provisioned.split(",") if t.strip())
         return [t.encode() for t in tokens]
 
-    def authenticate(self, ws: WebSocket) -> bool:
+    def authenticate(self, ws: WebSocket) -> str | None:
+        """Who the client is ("token" or "cert:<name>"), or None if it is not authenticated."""
         presented = ws.query_params.get("token")
         auth = ws.headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
             presented = auth[7:].strip()
-        if not presented:
-            return False
-        candidate = presented.encode()
-        # Compare against every token (no early exit) so timing reveals nothing.
-        ok = False
-        for token in self._accepted_tokens():
-            ok |= hmac.compare_digest(candidate, token)
-        return ok
+        if presented:
+            candidate = presented.encode()
+            # Compare against every token (no early exit) so timing reveals nothing.
+            ok = False
+            for token in self._accepted_tokens():
+                ok |= hmac.compare_digest(candidate, token)
+            if ok:
+                return "token"
+        allowed = set(self.options.client_cert_names)
+        if allowed:
+            tls = (ws.scope.get("extensions") or {}).get("tls") or {}
+            chain = tls.get("client_cert_chain") or ()
+            # Only our TLS protocol fills this in, after the handshake verified the chain.
+            names = _cert_names(chain[0]) if chain else []
+            for name in names:
+                if "*" in allowed or name in allowed:
+                    return f"cert:{name}"
+        return None
 
     def mount(self, app: FastAPI) -> None:
         @app.websocket(self.options.path)
@@ -136,12 +150,14 @@ class Bridge:
                 metrics.bridge_denied.labels("not_ready").inc()
                 await ws.close(code=CLOSE_GOING_AWAY)
                 return
-            if not self.authenticate(ws):
+            principal = self.authenticate(ws)
+            if principal is None:
                 metrics.bridge_denied.labels("unauthenticated").inc()
                 self.runtime.service.logger.warning("bridge: refused unauthenticated connection from %s", ws.client)
                 await ws.close(code=CLOSE_POLICY)  # before accept: the upgrade fails with 403
                 return
             await ws.accept()
+            self.runtime.service.logger.info("bridge: %s connected as %s", ws.client, principal)
             conn = _Connection(self, ws)
             self.connections.add(conn)
             metrics.bridge_connections.inc()
@@ -377,6 +393,25 @@ class _Connection:
                 "headers": dict(busapi.headers(reply)),
             }
         )
+
+
+def _cert_names(pem: str) -> list[str]:
+    """Common name and DNS names of a certificate (empty if it cannot be parsed)."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode())
+    except ValueError:
+        return []
+    names = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    try:
+        names += cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            x509.DNSName
+        )
+    except x509.ExtensionNotFound:
+        pass
+    return names
 
 
 def _failure(reply_address: str, source: str, code: int, kind: str, text: str) -> dict[str, Any]:

@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from sereca.service.errors import ServiceStartupError
 
@@ -51,6 +53,29 @@ def build_app(runtime: Runtime) -> FastAPI:
     return app
 
 
+class _TLSWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol, plus the ASGI TLS extension (the verified client certificate).
+
+    uvicorn does not expose the peer certificate; the bridge needs it to
+    authenticate clients by certificate.
+    """
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if not der:
+            return
+        tls = {"client_cert_chain": (ssl.DER_cert_to_PEM_cert(der),)}
+        app = self.app
+
+        async def with_tls(scope: Any, receive: Any, send: Any) -> None:
+            scope["extensions"] = {**(scope.get("extensions") or {}), "tls": tls}
+            await app(scope, receive, send)
+
+        self.app = with_tls
+
+
 class _EmbeddedServer(uvicorn.Server):
     # The service, not uvicorn, owns SIGTERM/SIGINT: it must drain handlers first.
     @contextlib.contextmanager
@@ -59,10 +84,13 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 class HttpServer:
-    """uvicorn serving :func:`build_app` on ``host:port`` (0 = a free port)."""
+    """uvicorn serving :func:`build_app` on ``host:port`` (0 = a free port), over TLS if given a context."""
 
-    def __init__(self, runtime: Runtime, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, runtime: Runtime, *, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.runtime = runtime
+        self.tls = tls
         self.host = host
         self.requested_port = port
         self.port: int | None = None
@@ -73,7 +101,7 @@ class HttpServer:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     async def start(self, timeout: float = 10.0) -> None:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -91,13 +119,15 @@ class HttpServer:
         sock.setblocking(False)
         self._sock = sock
         self.port = sock.getsockname()[1]
+        tls = self.tls
         config = uvicorn.Config(
             build_app(self.runtime),
+            ssl_context_factory=(lambda _config, _default: tls) if tls is not None else None,
             lifespan="off",
             log_level="warning",
             log_config=None,  # leave the process's logging setup alone
             access_log=False,
-            ws="websockets-sansio",
+            ws=_TLSWebSocketProtocol,
             ws_max_size=self.runtime.bridge.options.max_frame_bytes if self.runtime.bridge else 1 << 20,
             timeout_graceful_shutdown=2,
         )

@@ -47,6 +47,7 @@ class LaunchOptions:
     drain_timeout: float = 10.0
     activation_timeout: float = 30.0
     instance: str | None = None
+    http_tls: bool = False
 
 
 @dataclass
@@ -172,6 +173,19 @@ def _connect_bus(options: LaunchOptions, service: Service, activation: Any) -> A
     return EventBus(keyring, transport, Identity.from_activation(service.name, activation))
 
 
+def _http_tls(activation: Any) -> Any:
+    """Serve HTTP with the activation certificate; verify client certificates against the deployment CA.
+
+    Optional, not required: scrapers of /metrics need no certificate; the
+    bridge decides per connection (``client_cert_names``).
+    """
+    import ssl
+
+    ctx = activation.ssl_context(server_side=True)
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    return ctx
+
+
 async def start(options: LaunchOptions) -> Started:
     """Everything up to a ready service; raises a one-line :class:`SerecaError` on failure."""
     target = locate(options.target)
@@ -195,7 +209,12 @@ async def start(options: LaunchOptions) -> Started:
             tee=platform.tee_type,
             drain_timeout=options.drain_timeout,
         )
-        await runtime.start(http_port=options.http_port, http_host=options.http_host, port_file=options.port_file)
+        await runtime.start(
+            http_port=options.http_port,
+            http_host=options.http_host,
+            port_file=options.port_file,
+            http_tls=_http_tls(activation) if options.http_tls else None,
+        )
     except BaseException as exc:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(bus.close(), 10)

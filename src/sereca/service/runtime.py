@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -111,7 +112,12 @@ class Runtime:
     # -- start ----------------------------------------------------------------
 
     async def start(
-        self, *, http_port: int | None = None, http_host: str = "127.0.0.1", port_file: Path | None = None
+        self,
+        *,
+        http_port: int | None = None,
+        http_host: str = "127.0.0.1",
+        port_file: Path | None = None,
+        http_tls: ssl.SSLContext | None = None,
     ) -> None:
         svc, ctx = self.service, self.context
         if svc.running:
@@ -132,7 +138,7 @@ class Runtime:
             if http_port is not None:
                 from sereca.service.health import HttpServer
 
-                self.http = HttpServer(self, host=http_host, port=http_port)
+                self.http = HttpServer(self, host=http_host, port=http_port, tls=http_tls)
                 await self.http.start()
                 if port_file is not None:
                     port_file.write_text(f"{self.http.port}\n")

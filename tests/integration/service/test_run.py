@@ -105,3 +105,18 @@ async def test_mutual_tls_with_the_activation_certificate(tls_deployment: Any) -
         svc.terminate()
     for svc in (sensor, detector):
         assert await svc.wait_exit() == 0, svc.stderr()
+
+
+async def test_http_tls_with_the_activation_certificate(deployment: Any) -> None:
+    import ssl
+
+    detector = await deployment.run("detector/app.py:svc", "--http-tls", name="detector")
+    base = (await detector.http()).replace("http://", "https://")
+    ctx = ssl.create_default_context(cadata=deployment.cas_root_file.read_text())
+    ctx.check_hostname = False  # the certificate names the service (detector, detector-0), not a host
+    async with httpx.AsyncClient(base_url=base, verify=ctx, timeout=T) as http:
+        health = (await http.get("/healthz")).json()
+    assert health["service"] == "detector"
+    detector.terminate()
+    assert await detector.wait_exit() == 0, detector.stderr()
+    assert "http https://" in detector.stdout()

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
+from pathlib import Path
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import BaseModel, Field
 import websockets
@@ -171,3 +174,77 @@ async def test_stopping_the_service_closes_bridge_clients(bus: Any) -> None:
 def test_bad_bridge_options(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(BridgeConfigError, match=match):
         Service("x").bridge(**kwargs)
+
+
+# -- client certificates --------------------------------------------------------------------------
+
+
+def _tls_files(tmp: Path, name: str, key: Any, cert: Any) -> tuple[Path, Path]:
+    from sereca.cas.pki import cert_pem, key_pem
+
+    c, k = tmp / f"{name}.crt", tmp / f"{name}.key"
+    c.write_bytes(cert_pem(cert))
+    k.write_bytes(key_pem(key))
+    return c, k
+
+
+def _issue(ca: Any, tmp: Path, name: str, sans: list[str]) -> tuple[Path, Path]:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    return _tls_files(tmp, name, key, ca.issue(key.public_key(), name, sans, 3600))
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> dict[str, Any]:
+    from sereca.cas.pki import CA
+
+    ca, other_ca = CA.create(), CA.create("someone else's CA")
+    (tmp_path / "ca.pem").write_bytes(ca.cert_pem)
+    return {
+        "ca": tmp_path / "ca.pem",
+        "server": _issue(ca, tmp_path, "gateway", ["127.0.0.1"]),
+        "dashboard": _issue(ca, tmp_path, "dashboard", ["dashboard"]),
+        "intruder": _issue(ca, tmp_path, "intruder", ["intruder"]),
+        "forged": _issue(other_ca, tmp_path, "dashboard-forged", ["dashboard"]),
+    }
+
+
+def _client_ctx(pki: dict[str, Any], who: str | None) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(pki["ca"])
+    ctx.check_hostname = False
+    if who is not None:
+        ctx.load_cert_chain(*pki[who])
+    return ctx
+
+
+async def test_client_certificate_authentication(bus: Any, pki: dict[str, Any]) -> None:
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(*pki["server"])
+    server.load_verify_locations(pki["ca"])
+    server.verify_mode = ssl.CERT_OPTIONAL  # /healthz and /metrics stay open to scrapers without certificates
+    svc = Service("gateway")
+    svc.bridge(outbound=["alerts.>"], client_cert_names=["dashboard"])
+    async with svc.run_local(bus, http_port=0, http_tls=server) as rt:
+        assert rt.http_url and rt.http_url.startswith("https://")
+        url = rt.http_url.replace("https://", "wss://") + "/eventbus"
+        async with websockets.connect(url, ssl=_client_ctx(pki, "dashboard"), open_timeout=T) as ws:
+            await ws.send(json.dumps({"type": "register", "address": "alerts.>"}))
+            await ws.send(json.dumps({"type": "ping"}))
+            assert (await recv(ws))["type"] == "pong"
+            await svc.publish("alerts.z", {"leak": True})
+            assert (await recv(ws))["body"] == {"leak": True}
+        # A valid certificate of the deployment, but not a name the bridge admits.
+        for who in ("intruder", None):
+            with pytest.raises(InvalidStatus) as info:
+                async with websockets.connect(url, ssl=_client_ctx(pki, who), open_timeout=T):
+                    raise AssertionError(f"{who} connected")
+            assert info.value.response.status_code == 403
+        # A certificate from another CA does not even complete the TLS handshake.
+        with pytest.raises((ssl.SSLError, ConnectionError, websockets.exceptions.InvalidMessage, EOFError)):
+            async with websockets.connect(url, ssl=_client_ctx(pki, "forged"), open_timeout=T):
+                raise AssertionError("forged certificate connected")
+        async with httpx.AsyncClient(verify=_client_ctx(pki, None), timeout=T) as http:
+            assert (await http.get(f"{rt.http_url}/healthz")).json()["service"] == "gateway"
+    assert svc.metrics.bridge_denied.labels("unauthenticated")._value.get() == 2
