@@ -462,7 +462,7 @@ class EventBus:
             await self.transport.publish_durable(route.stream, route.stream_subjects, route.subjects[mode], data,
                                                  msg_id)
         else:
-            await self.transport.publish(route.subjects[mode], data)
+            await self._publish(route.subjects[mode], data)
 
     async def request(self, address: str, body: Any, headers: dict[str, str] | None = None, *,
                       timeout: float = 5.0) -> Message:
