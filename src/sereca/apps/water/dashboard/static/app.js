@@ -4,6 +4,9 @@
 // the dashboard service from the plotly wheel.
 "use strict";
 
+// The dashboard token comes in the page's own URL (/?token=...), as the demo prints it.
+const TOKEN = new URLSearchParams(location.search).get("token") || "";
+
 const state = {
   sensors: {},        // id -> {x, y, kind, value}
   sensorOrder: [],
@@ -16,7 +19,7 @@ const state = {
 function $(id) { return document.getElementById(id); }
 
 async function getJSON(path) {
-  const r = await fetch(path, { cache: "no-store" });
+  const r = await fetch(path, { cache: "no-store", headers: { Authorization: `Bearer ${TOKEN}` } });
   if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
   return r.json();
 }
@@ -33,7 +36,7 @@ function drawNetwork(net) {
   }
   state.chartSensors = net.sensors.filter(s => s.kind === "pressure").slice(0, 4).map(s => s.id);
   const sensorTrace = {
-    name: "sensors", type: "scattergl", mode: "markers",
+    name: "sensors", type: "scatter", mode: "markers",
     x: state.sensorOrder.map(id => state.sensors[id].x),
     y: state.sensorOrder.map(id => state.sensors[id].y),
     text: state.sensorOrder, hoverinfo: "text",
@@ -41,7 +44,7 @@ function drawNetwork(net) {
               colorbar: { title: "value", thickness: 10 } },
   };
   const traces = [
-    { name: "pipes", type: "scattergl", mode: "lines", x: px, y: py, hoverinfo: "skip",
+    { name: "pipes", type: "scatter", mode: "lines", x: px, y: py, hoverinfo: "skip",
       line: { color: "#8aa", width: 1 } },
     sensorTrace,
     { name: "alerts", type: "scatter", mode: "markers+text", x: [], y: [], text: [], textposition: "top center",
@@ -85,6 +88,8 @@ function renderAlerts() {
     const tr = document.createElement("tr");
     tr.className = a.level || "";
     tr.dataset.pipe = a.pipe;
+    tr.dataset.node = a.node;
+    tr.dataset.count = String(a.count || 1);
     for (const v of [formatSimTime(a.time), a.pipe, a.level, Number(a.score).toFixed(1)]) {
       const td = document.createElement("td"); td.textContent = v; tr.appendChild(td);
     }
@@ -121,7 +126,7 @@ function formatSimTime(t) {
 
 function connectBus(info) {
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  const url = `${proto}//${location.host}${info.bridge_path}?token=${encodeURIComponent(info.bridge_token)}`;
+  const url = `${proto}//${location.host}${info.bridge_path}?token=${encodeURIComponent(TOKEN)}`;
   const ws = new WebSocket(url);
   const conn = $("conn");
   ws.onopen = () => {
@@ -146,6 +151,7 @@ async function main() {
   $("network-name").textContent = info.network;
   const tee = $("tee");
   tee.textContent = `TEE: ${info.tee}${info.simulated ? " (SIMULATED)" : ""}`;
+  document.body.dataset.simulated = String(info.simulated);
   if (info.simulated) { $("sim-banner").classList.remove("hidden"); tee.classList.add("sim"); }
   drawNetwork(await getJSON("api/network"));
   for (const a of (await getJSON("api/alerts")).alerts) onAlert(a);

@@ -1,0 +1,89 @@
+"""The water services' configuration, read from the parameters the CAS provisioned.
+
+Everything that changes what a service computes (network, sensors, the
+scenario to replay, detector tuning, replay speed) is a manifest parameter,
+so it is attested and delivered together with the service's keys; nothing
+is read from the untrusted host's disk or environment.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import yaml
+
+from sereca.apps.water.errors import WaterConfigError
+from sereca.apps.water.models import Scenario, SensorSet, parse_model
+
+# Paths of the provisioned files (in memory only: Params.files, never written to disk).
+SCENARIO_FILE = "/sereca/water/scenario.yaml"
+SENSORS_FILE = "/sereca/water/sensors.yaml"
+
+NETWORK = "WATER_NETWORK"
+SPEED = "WATER_SPEED"
+SOURCE = "WATER_SOURCE"
+MQTT_URL = "WATER_MQTT_URL"
+DETECTOR_PARAMS = "WATER_DETECTOR_PARAMS"
+CACHE_DIR = "WATER_CACHE_DIR"
+DEDUP_RADIUS = "WATER_DEDUP_RADIUS"
+ESCALATE_COUNT = "WATER_ESCALATE_COUNT"
+DASHBOARD_TOKEN = "DASHBOARD_TOKEN"
+DASHBOARD_HOST = "DASHBOARD_HOST"
+DASHBOARD_PORT = "DASHBOARD_PORT"
+
+
+def _file(params: Any, path: str, what: str) -> Any:
+    try:
+        raw = params.file(path)
+    except KeyError:
+        raise WaterConfigError(f"{what} was not provisioned: add files.{path} to the service in the manifest") from None
+    try:
+        return yaml.safe_load(raw.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise WaterConfigError(f"provisioned {path} is not valid YAML: {exc}") from None
+
+
+def scenario(params: Any) -> Scenario:
+    """The scenario the gateway replays (network, horizon, sensors, leaks)."""
+    data = _file(params, SCENARIO_FILE, "the scenario")
+    return parse_model(Scenario, data, SCENARIO_FILE)
+
+
+def sensors(params: Any) -> SensorSet:
+    """The sensors the detector and the dashboard know about (no leaks: they must find those)."""
+    return parse_model(SensorSet, _file(params, SENSORS_FILE, "the sensor list"), SENSORS_FILE)
+
+
+def network(params: Any) -> str:
+    name = params.get(NETWORK)
+    if not name:
+        raise WaterConfigError(f"parameter {NETWORK} (the network name) was not provisioned")
+    return name
+
+
+def number(params: Any, name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise WaterConfigError(f"parameter {name}={raw!r} is not a number") from None
+    if not math.isfinite(value) or value < minimum:
+        raise WaterConfigError(f"parameter {name}={raw!r} must be a number >= {minimum:g}")
+    return value
+
+
+def json_object(params: Any, name: str) -> dict[str, Any]:
+    raw = params.get(name)
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise WaterConfigError(f"parameter {name} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise WaterConfigError(f"parameter {name} must be a JSON object")
+    return value

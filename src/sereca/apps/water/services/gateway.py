@@ -1,0 +1,110 @@
+"""``sensor-gateway``: puts sensor readings on the bus, one message per time step.
+
+Sources (parameter ``WATER_SOURCE``):
+
+* ``simulation`` (default): simulates the provisioned scenario (network,
+  sensors, leaks) once at start and replays it at ``WATER_SPEED`` simulated
+  seconds per real second (0 = as fast as the bus takes it);
+* ``mqtt``: forwards readings from an MQTT broker (``WATER_MQTT_URL``).
+
+Run: ``sereca run sereca.apps.water.services.gateway:svc``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from sereca import Service
+from sereca.apps.water.errors import WaterConfigError
+from sereca.apps.water.services import config
+from sereca.apps.water.services.messages import READINGS, ReadingBatch
+from sereca.apps.water.services.replay import Replay, Step
+
+DEFAULT_SPEED = 3600.0
+
+
+class Gateway:
+    """The gateway's state for one run of the service."""
+
+    def __init__(self, svc: Service) -> None:
+        self.svc = svc
+        self.out = svc.publisher(READINGS, ReadingBatch, description="All sensor values of one time step")
+        m = svc.metrics
+        self.readings = m.counter("water_gateway_readings_total", "Sensor values published")
+        self.batches = m.counter("water_gateway_batches_total", "Reading messages (time steps) published")
+        self.sim_time = m.gauge("water_gateway_sim_time_seconds", "Simulated time of the last published step")
+        self.leaks_active = m.gauge("water_gateway_leaks_active", "Scenario leaks active at the simulated time")
+        self.done = m.gauge("water_gateway_replay_done", "1 once the whole simulation has been replayed")
+        self.steps_total = m.gauge("water_gateway_steps", "Time steps in the replayed simulation")
+        self.task: asyncio.Task[None] | None = None
+        self.seq = 0
+        self.leaks: list = []
+
+    async def start(self) -> None:
+        params = self.svc.params
+        source = params.get(config.SOURCE) or "simulation"
+        if source == "simulation":
+            await self._start_simulation()
+        elif source == "mqtt":
+            from sereca.apps.water.services.mqtt_source import forward
+
+            self.task = asyncio.create_task(forward(params.get(config.MQTT_URL) or "", self.emit), name="mqtt")
+        else:
+            raise WaterConfigError(f"parameter {config.SOURCE}={source!r}: use 'simulation' or 'mqtt'")
+
+    async def _start_simulation(self) -> None:
+        from sereca.apps.water.simulate import simulate_scenario
+
+        params = self.svc.params
+        scenario = config.scenario(params)
+        speed = config.number(params, config.SPEED, DEFAULT_SPEED)
+        sim = await asyncio.to_thread(simulate_scenario, scenario)
+        replay = Replay.from_frame(sim.readings)
+        self.leaks = list(scenario.leaks)
+        self.steps_total.set(len(replay))
+        self.svc.logger.info(
+            "replaying %s: %d steps of %d sensors (%g days) at %s, leaks on %s",
+            scenario.name, len(replay), len(replay.ids), scenario.days,
+            f"{speed:g}x" if speed > 0 else "full speed", ", ".join(leak.pipe for leak in self.leaks) or "no pipe",
+        )
+        self.task = asyncio.create_task(self._replay(replay, speed), name="replay")
+
+    async def _replay(self, replay: Replay, speed: float) -> None:
+        try:
+            await replay.run(self.emit, speed)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.svc.logger.exception("replay stopped")
+            return
+        self.done.set(1)
+        self.svc.logger.info("replay finished: %d steps published", self.seq)
+
+    async def emit(self, step: Step) -> None:
+        batch = ReadingBatch(t=step.t, seq=self.seq, sent=time.time(), values=step.values)
+        await self.out.publish(batch)
+        self.seq += 1
+        self.batches.inc()
+        self.readings.inc(len(step.values))
+        self.sim_time.set(step.t)
+        if self.leaks:
+            self.leaks_active.set(sum(1 for leak in self.leaks if leak.active(step.t)))
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(BaseException):
+                await self.task
+
+
+def build() -> Service:
+    svc = Service("sensor-gateway", description="Sensor readings (simulated or MQTT) onto the secure bus")
+    gateway = Gateway(svc)
+    svc.on_start(gateway.start)
+    svc.on_stop(gateway.stop)
+    return svc
+
+
+svc = build()
