@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import os
@@ -35,7 +34,6 @@ _MODE_KIND = {v: k for k, v in _KIND_MODE.items()}
 _REPLY_AD_KINDS = (E.KIND_REPLY, E.KIND_FAILURE)
 _FIXED_UNPACK = E.FIXED.unpack_from
 _FIXED_PACK = E.FIXED.pack
-_urandom = os.urandom
 
 
 @dataclass(frozen=True)

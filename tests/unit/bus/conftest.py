@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from sereca.bus import EventBus, Identity, InProcessBroker, InProcessTransport, Keyring
+from sereca.bus import EventBus, InProcessBroker, InProcessTransport, Keyring
 from sereca.bus.testing import TestCA, demo_section
 
 
