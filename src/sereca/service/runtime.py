@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sereca.errors import SerecaError
 from sereca.service import busapi
 from sereca.service.context import Params, ServiceContext
-from sereca.service.errors import BodyValidationError, ServiceError, ServiceStartupError
+from sereca.service.errors import BodyValidationError, ServiceError
 from sereca.service.handlers import Handler, encode_body
 
 if TYPE_CHECKING:
@@ -178,7 +178,8 @@ class Runtime:
     async def _handle(self, handler: Handler, msg: Any) -> None:
         m, log, addr = self.service.metrics, self.service.logger, handler.address
         wants_reply = busapi.expects_reply(msg)
-        if self.state != "ready":
+        # "starting": an earlier consumer may receive while later ones are still registering.
+        if self.state not in ("starting", "ready"):
             if wants_reply:
                 await self._fail(msg, CODE_STOPPING, f"service {self.service.name!r} is stopping")
             return
@@ -316,4 +317,4 @@ async def _call(func: Callable[[], Any]) -> None:
         await result
 
 
-__all__ = ["Runtime", "SIMULATION_BANNER", "ServiceStartupError"]
+__all__ = ["Runtime", "SIMULATION_BANNER"]
