@@ -123,6 +123,7 @@ class CAS:
         self.audit: AuditLog | None = None
         self._nonces: dict[str, float] = {}
         self._write_lock = asyncio.Lock()
+        self._manifest_lock = asyncio.Lock()
         self._dirty = 0
         self._written = 0
         self._failed: str | None = None
@@ -325,15 +326,16 @@ class CAS:
     async def set_manifest(self, text: str | bytes, peer: Peer) -> dict[str, Any]:
         if self._dk is None:
             self._require_manifest()
-        first = self._manifest is None
-        try:
-            if not first:
-                self._require_user(peer, "manifest", "update")
-            manifest = load_manifest(text)
-        except SerecaError as exc:
-            self._deny("manifest.set", peer, exc)
-            raise
-        await self._install_manifest(manifest, text if isinstance(text, str) else text.decode(), peer, first)
+        async with self._manifest_lock:  # one manifest change at a time; "first" decided under the lock
+            first = self._manifest is None
+            try:
+                if not first:
+                    self._require_user(peer, "manifest", "update")
+                manifest = load_manifest(text)
+            except SerecaError as exc:
+                self._deny("manifest.set", peer, exc)
+                raise
+            await self._install_manifest(manifest, text if isinstance(text, str) else text.decode(), peer, first)
         return {"digest": manifest.digest(), "first": first}
 
     async def _install_manifest(self, manifest: Manifest, text: str, peer: Peer, first: bool) -> None:
@@ -374,6 +376,10 @@ class CAS:
 
     async def raise_min_svn(self, package: str, tee: str, min_svn: int, peer: Peer) -> dict[str, Any]:
         """Raise one package's minimum SVN without a full manifest update."""
+        async with self._manifest_lock:
+            return await self._raise_min_svn(package, tee, min_svn, peer)
+
+    async def _raise_min_svn(self, package: str, tee: str, min_svn: int, peer: Peer) -> dict[str, Any]:
         m = self._require_manifest()
         try:
             self._require_user(peer, "manifest", "update")

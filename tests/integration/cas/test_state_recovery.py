@@ -158,3 +158,58 @@ async def test_raise_min_svn_without_redeploy(ready, connect, alice, sim) -> Non
             await c.raise_min_svn("app", "sim", 1)
         assert "min_svn: 2" in (await c.get_manifest())["manifest"]
         assert (await c.status())["services"]["detector"]["live"] == 1  # running instance untouched
+
+
+async def test_seal_to_signer_survives_a_new_build(server, sim, connect, manifest) -> None:
+    manifest["config"]["seal_mode"] = "signer"
+    async with connect(server) as c:
+        await c.set_manifest(json.dumps(manifest))
+    root = server.root_pem
+    # sim.other: other code (measurement), same simulated signer
+    again = await _restart(server, sim.other)
+    try:
+        assert again.root_pem == root
+        async with connect(again) as c:
+            assert (await c.status())["mode"] == "ready"
+    finally:
+        await again.stop()
+
+
+async def test_changed_recovery_keys_take_effect_at_once(ready, sim, connect, alice, manifest, owner_key) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    new_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    manifest["recovery"] = {
+        "carol": new_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode()
+    }
+    async with connect(ready, alice) as c:
+        await c.set_manifest(json.dumps(manifest))
+    moved = await _restart(ready, sim.other)
+    try:
+        with pytest.raises(RecoveryError, match="carol"):  # the old owner's key no longer works
+            await recover(moved.url, owner_key[0], insecure=True)
+        pem = new_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+        assert (await recover(moved.url, pem, insecure=True))["mode"] == "ready"
+    finally:
+        await moved.stop()
+
+
+async def test_concurrent_first_manifests_need_a_role_for_the_second(server, connect, manifest) -> None:
+    import asyncio
+
+    from sereca.cas.errors import PermissionDenied
+
+    async def put() -> object:
+        async with connect(server) as c:
+            try:
+                return await c.set_manifest(json.dumps(manifest))
+            except PermissionDenied as exc:
+                return exc
+
+    results = await asyncio.gather(*(put() for _ in range(4)))
+    assert sum(isinstance(r, dict) for r in results) == 1
+    assert sum(isinstance(r, PermissionDenied) for r in results) == 3
