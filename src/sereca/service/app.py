@@ -96,6 +96,8 @@ class Service:
         self.stop_hooks: list[Hook] = []
         self.periodic: list[Periodic] = []
         self.bridge_options: BridgeOptions | None = None
+        self.http_routers: list[tuple[Any, str]] = []
+        self.http_mounts: list[tuple[str, Any]] = []
         self.metrics = ServiceMetrics()
         self.logger = logging.getLogger(f"sereca.service.{name}")
         self._context: ServiceContext | None = None
@@ -174,6 +176,20 @@ class Service:
             max_frame_bytes=max_frame_bytes,
         )
         return self.bridge_options
+
+    def include_router(self, router: Any, *, prefix: str = "") -> None:
+        """Serve a FastAPI ``APIRouter``'s routes on the service's HTTP port (a page, a JSON API).
+
+        The runtime's own paths (/healthz, /readyz, /metrics, /asyncapi.json,
+        the bridge) take precedence.
+        """
+        self.http_routers.append((router, prefix))
+
+    def mount(self, path: str, app: Any) -> None:
+        """Serve an ASGI app (e.g. ``StaticFiles``) under ``path`` on the service's HTTP port, after all routes."""
+        if not path.startswith("/"):
+            raise ServiceDefinitionError(f"mount path must start with '/', got {path!r}")
+        self.http_mounts.append((path, app))
 
     # -- the running context ---------------------------------------------------
 

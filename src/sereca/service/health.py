@@ -50,6 +50,11 @@ def build_app(runtime: Runtime) -> FastAPI:
 
     if runtime.bridge is not None:
         runtime.bridge.mount(app)
+    # The application's own routes come after the runtime's, so they cannot shadow them.
+    for router, prefix in svc.http_routers:
+        app.include_router(router, prefix=prefix)
+    for path, asgi in svc.http_mounts:
+        app.mount(path, asgi)
     return app
 
 

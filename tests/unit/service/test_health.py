@@ -79,3 +79,35 @@ async def test_port_in_use_is_a_clear_startup_error(bus: Any, peer: Any) -> None
             async with second.run_local(bus, http_port=rt.http.port):
                 raise AssertionError
     assert not second.running
+
+
+async def test_application_routes_on_the_service_port(bus: Any) -> None:
+    from fastapi import APIRouter
+    from fastapi.responses import PlainTextResponse
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    svc = Service("dash")
+    api = APIRouter()
+
+    @api.get("/state")
+    async def state() -> dict[str, Any]:
+        return {"instance": svc.instance_id}
+
+    shadow = APIRouter()
+
+    @shadow.get("/healthz")  # may not shadow the runtime's own
+    async def fake_health() -> dict[str, str]:
+        return {"status": "fake"}
+
+    svc.include_router(api, prefix="/api")
+    svc.include_router(shadow)
+    svc.mount("/", Starlette(routes=[Route("/page", lambda request: PlainTextResponse("hello"))]))
+    with pytest.raises(Exception, match="must start with '/'"):
+        svc.mount("static", Starlette())
+    async with svc.run_local(bus, http_port=0, instance_id="dash-0") as rt:
+        async with httpx.AsyncClient(base_url=rt.http_url or "", timeout=T) as http:
+            assert (await http.get("/api/state")).json() == {"instance": "dash-0"}
+            assert (await http.get("/page")).text == "hello"
+            assert (await http.get("/healthz")).json()["service"] == "dash"
+            assert (await http.get("/metrics")).status_code == 200
