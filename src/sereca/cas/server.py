@@ -194,13 +194,14 @@ class CASServer:
         config = uvicorn.Config(
             create_app(self.cas),
             http=TLSH11Protocol,  # type: ignore[arg-type]
-            ssl_context_factory=lambda _config, _default: ctx,
             log_level=self.log_level,
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=2,
             server_header=False,
         )
+        config.load()
+        config.ssl = ctx  # our context, updated in place on manifest changes (any uvicorn version)
         server = uvicorn.Server(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._server = server
