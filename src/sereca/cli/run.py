@@ -105,11 +105,13 @@ def run(
         sys.stdout.flush()
 
     try:
-        asyncio.run(launch(options, on_ready=ready))
+        status = asyncio.run(launch(options, on_ready=ready))
     except SerecaError as exc:
         # One unwrapped line (rich would wrap it at the terminal width), exit 2.
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    if status:
+        raise typer.Exit(status)
     logging.getLogger("sereca.service").info("exited cleanly")
 
 

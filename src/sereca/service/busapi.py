@@ -78,3 +78,19 @@ def failure_of(exc: BaseException) -> tuple[int, str, str] | None:
     if isinstance(exc, NoHandlers):
         return -1, "NO_HANDLERS", str(exc)
     return None
+
+
+def connection(bus: Any) -> str:
+    """The bus's link to its broker: "connected", "reconnecting", "closed", or "local" (in-process)."""
+    from sereca.bus.errors import BusClosed
+
+    transport = getattr(bus, "transport", None)
+    if not hasattr(type(transport), "nc"):
+        return "local"
+    try:
+        nc = transport.nc
+    except BusClosed:
+        return "closed"
+    if getattr(nc, "is_connected", False):
+        return "connected"
+    return "reconnecting"

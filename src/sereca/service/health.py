@@ -37,7 +37,12 @@ def build_app(runtime: Runtime) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        body = {"ready": runtime.ready, "state": runtime.state, "simulated": runtime.context.simulated}
+        body = {
+            "ready": runtime.ready,
+            "state": runtime.state,
+            "bus": runtime.bus_connection(),
+            "simulated": runtime.context.simulated,
+        }
         return JSONResponse(body, status_code=200 if runtime.ready else 503)
 
     @app.get("/metrics")

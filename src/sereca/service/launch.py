@@ -30,6 +30,8 @@ from sereca.service.runtime import Runtime
 
 log = logging.getLogger("sereca.service")
 
+BROKER_POLL_S = 0.5
+
 
 @dataclass(frozen=True)
 class LaunchOptions:
@@ -236,10 +238,11 @@ async def stop(started: Started, options: LaunchOptions) -> None:
             await _release(options, started.activation)
 
 
-async def run(options: LaunchOptions, *, on_ready: Callable[[Started], None] | None = None) -> None:
-    """Start, serve until SIGTERM/SIGINT, drain, stop."""
+async def run(options: LaunchOptions, *, on_ready: Callable[[Started], None] | None = None) -> int:
+    """Start, serve until SIGTERM/SIGINT (exit status 0) or a lost broker (1), drain, stop."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
+    status = 0
 
     def on_signal(signum: int) -> None:
         if stopping.is_set():
@@ -248,6 +251,17 @@ async def run(options: LaunchOptions, *, on_ready: Callable[[Started], None] | N
         log.info("%s: draining", signal.Signals(signum).name)
         stopping.set()
 
+    async def watch_broker(started: Started) -> None:
+        # The transport reconnects by itself; once it gives up the service is useless, so say so and
+        # exit non-zero: the orchestrator restarts it, with a fresh activation.
+        nonlocal status
+        while not stopping.is_set():
+            await asyncio.sleep(BROKER_POLL_S)
+            if not stopping.is_set() and started.runtime.bus_connection() == "closed":
+                log.error("lost the connection to the message broker for good; stopping")
+                status = 1
+                stopping.set()
+
     installed = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -255,6 +269,7 @@ async def run(options: LaunchOptions, *, on_ready: Callable[[Started], None] | N
             installed.append(sig)
     startup = asyncio.create_task(start(options))
     stop_wait = asyncio.create_task(stopping.wait())
+    watcher: asyncio.Task[None] | None = None
     try:
         done, _ = await asyncio.wait({startup, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
         if startup not in done:
@@ -262,14 +277,19 @@ async def run(options: LaunchOptions, *, on_ready: Callable[[Started], None] | N
             startup.cancel()
             with contextlib.suppress(BaseException):
                 await startup
-            return
+            return status
         started = startup.result()
         if on_ready is not None:
             on_ready(started)
+        watcher = asyncio.create_task(watch_broker(started))
         await stop_wait
+        watcher.cancel()  # our own shutdown closes the bus: not a lost broker
         await stop(started, options)
+        return status
     finally:
         stop_wait.cancel()
+        if watcher is not None:
+            watcher.cancel()
         for sig in installed:
             loop.remove_signal_handler(sig)
 

@@ -86,7 +86,10 @@ class Runtime:
 
     @property
     def ready(self) -> bool:
-        return self.state == "ready"
+        return self.state == "ready" and self.bus_connection() in ("connected", "local")
+
+    def bus_connection(self) -> str:
+        return busapi.connection(self.bus)
 
     @property
     def http_url(self) -> str | None:
@@ -104,6 +107,7 @@ class Runtime:
             "simulated": ctx.simulated,
             "uptime_s": round(time.monotonic() - self.started_at, 3) if self.started_at else 0.0,
             "in_flight": len(self._in_flight),
+            "bus": self.bus_connection(),
         }
         if ctx.simulated:
             doc["warning"] = "SIMULATION: no hardware TEE; this service is not protected against its host"

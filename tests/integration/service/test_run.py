@@ -120,3 +120,14 @@ async def test_http_tls_with_the_activation_certificate(deployment: Any) -> None
     detector.terminate()
     assert await detector.wait_exit() == 0, detector.stderr()
     assert "http https://" in detector.stdout()
+
+
+async def test_lost_broker_stops_the_service_with_status_1(deployment: Any, nats: Any) -> None:
+    detector = await deployment.run("detector/app.py:svc", name="detector")
+    async with httpx.AsyncClient(base_url=await detector.http(), timeout=T) as http:
+        ready = (await http.get("/readyz")).json()
+        assert ready["ready"] is True and ready["bus"] == "connected"
+    await asyncio.to_thread(nats.stop)
+    assert await detector.wait_exit(30) == 1, detector.stderr()
+    assert "lost the connection to the message broker" in detector.stderr()
+    assert "Traceback" not in detector.stderr()
