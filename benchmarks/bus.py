@@ -79,6 +79,7 @@ async def consumer(mode: str, url: str, n: int) -> None:
         await bus.flush()
         closer = bus.close
     print("ready", flush=True)
+    cpu0 = time.process_time()
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # wait for "go" or EOF
     if n > 0:
         while not done.is_set():
@@ -88,7 +89,7 @@ async def consumer(mode: str, url: str, n: int) -> None:
             except asyncio.TimeoutError:
                 if count == before:
                     break
-    print(json.dumps({"count": count, "first": first, "last": last}), flush=True)
+    print(json.dumps({"count": count, "first": first, "last": last, "cpu": time.process_time() - cpu0}), flush=True)
     await closer()
 
 
@@ -98,7 +99,7 @@ async def publisher(mode: str, url: str, n: int) -> None:
     body = os.urandom(256)
     if mode == "plain":
         nc = await nats.connect(url, pending_size=8 * 1024 * 1024)
-        t0 = time.monotonic()
+        t0, cpu0 = time.monotonic(), time.process_time()
         pub = nc.publish
         for _ in range(n):
             await pub(PLAIN_SUBJECT, body)
@@ -106,13 +107,13 @@ async def publisher(mode: str, url: str, n: int) -> None:
         await nc.close()
     else:
         bus = await _bus("pub", url).start()
-        t0 = time.monotonic()
+        t0, cpu0 = time.monotonic(), time.process_time()
         pub = bus.publish
         for _ in range(n):
             await pub(ADDRESS, body)
         await bus.flush()
         await bus.close()
-    print(json.dumps({"start": t0, "end": time.monotonic()}), flush=True)
+    print(json.dumps({"start": t0, "end": time.monotonic(), "cpu": time.process_time() - cpu0}), flush=True)
 
 
 async def requester(mode: str, url: str, n: int) -> None:
@@ -176,7 +177,9 @@ def run_round(mode: str, url: str, n: int, requests: int, env: dict[str, str]) -
     rate = res["count"] / (res["last"] - start) if res["count"] else 0.0
     if os.environ.get("BENCH_DEBUG"):
         print(f"{mode}: publish {pub_times['end'] - start:.3f} s, first receipt +{res['first'] - start:.3f} s, "
-              f"last +{res['last'] - start:.3f} s, {rate:.0f}/s", file=sys.stderr)
+              f"last +{res['last'] - start:.3f} s, {rate:.0f}/s; CPU per message: publisher "
+              f"{pub_times['cpu'] / n * 1e6:.2f} us, consumer {res['cpu'] / n * 1e6:.2f} us",
+              file=sys.stderr)
     resp = _spawn("consumer", mode, url, 0, env)
     try:
         _ready(resp)

@@ -6,6 +6,7 @@ import inspect
 import logging
 import os
 import secrets
+import struct
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
@@ -33,7 +34,6 @@ _KIND_MODE = {E.KIND_PUBLISH: MODE_ALL, E.KIND_SEND: MODE_ONE, E.KIND_REQUEST: M
 _MODE_KIND = {v: k for k, v in _KIND_MODE.items()}
 _REPLY_AD_KINDS = (E.KIND_REPLY, E.KIND_FAILURE)
 _FIXED_UNPACK = E.FIXED.unpack_from
-_FIXED_PACK = E.FIXED.pack
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,8 @@ class _Inbound:
     """Receive-side state of one consumer registration and one delivery mode."""
 
     __slots__ = ("bus", "grant", "address", "concrete", "mode", "kind", "handler", "is_async", "durable",
-                 "aead", "addr_ad", "name_aead", "routes", "seen", "guard", "fast", "epoch", "decode")
+                 "aead", "addr_ad", "name_aead", "routes", "seen", "guard", "fast", "epoch", "decode", "current",
+                 "sync_call")
 
     def __init__(self, bus: EventBus, grant: Grant, address: str, mode: str, handler: Handler, durable: bool) -> None:
         self.bus = bus
@@ -155,6 +156,36 @@ class _Inbound:
         self.guard = bus._new_guard(durable)
         # the common case gets an inlined path: concrete address, address authenticity, not durable
         self.fast = not grant.pattern and grant.authenticity == "address" and not durable
+        self.current: Message | None = None
+        # transports that support it call sync_call (no coroutine per message; see transports/nats.py)
+        self.sync_call = self._sync_call if self.fast else None
+
+    def _sync_call(self, data: bytes, reply: str) -> Awaitable[Any] | None:
+        """Open and dispatch without a coroutine of our own.
+
+        Returns None when done, or an awaitable the transport must await and,
+        if it raises, pass the exception to :meth:`on_error`.
+        """
+        bus = self.bus
+        try:
+            msg = self.open_fast(data, reply)
+        except EnvelopeError as exc:
+            bus.metrics.reject(exc.reason)
+            log.debug("%s", exc)
+            return None
+        bus.metrics.delivered += 1
+        self.current = msg
+        try:
+            res = self.handler(msg)
+        except Exception as exc:
+            return self._failed(msg, exc)
+        if res is not None and inspect.isawaitable(res):
+            return res
+        return None
+
+    async def on_error(self, exc: Exception) -> None:
+        if self.current is not None:
+            await self._failed(self.current, exc)
 
     async def __call__(self, data: bytes, reply: str) -> bool:
         bus = self.bus
@@ -319,6 +350,7 @@ class EventBus:
         self._guard_args = (replay_window, max_age, durable_max_age, max_skew)
         self._verifier = SenderVerifier(keyring.ca_pem)
         self._session, self._sender = E.identity_block(identity.session, identity.sender)
+        self._head_pack = struct.Struct(E.FIXED.format + f"{len(self._sender)}s").pack
         self._sign = make_signer(identity.private_key) if identity.private_key is not None else None
         self._cert = leaf_der(identity.cert_chain_pem) if identity.cert_chain_pem else b""
         self._routes: dict[str, Route] = {}
@@ -433,11 +465,11 @@ class EventBus:
         if route.fast and self._started:
             # inlined _seal/E.seal for the common case (concrete address, address authenticity, not durable)
             seq = self._seq = self._seq + 1
-            head = _FIXED_PACK(1, 1, 0, 0, route.grant.epoch, seq, time.time_ns() // 1_000_000, self._session,
-                               len(self._sender)) + self._sender
-            # nonce: the route's random 96-bit base XOR the sequence number (unique per key, no syscall)
-            # (kind in bits 64..71 keeps it apart from any other counter-nonce user of the same route)
-            nonce = (route.nonce_base ^ (1 << 64) ^ seq).to_bytes(12, "big")
+            head = self._head_pack(1, 1, 0, 0, route.grant.epoch, seq, time.time_ns() // 1_000_000, self._session,
+                                   len(self._sender), self._sender)
+            # nonce: the route's random 96-bit base XOR the sequence number (unique per key, no syscall);
+            # only this publish path uses counter nonces, every other message gets a random nonce
+            nonce = (route.nonce_base ^ seq).to_bytes(12, "big")
             pt = (encode_headers(headers) if headers else b"\x00\x00") + self.codec.encode(body)
             self.metrics.sent += 1
             await self._publish(route.subjects[MODE_ALL],

@@ -91,6 +91,7 @@ class _Direct:
 
     async def _run(self) -> None:
         q, cb, wake = self.q, self.cb, self.wake
+        sync = getattr(cb, "sync_call", None)  # optional: returns None or an awaitable (see EventBus)
         while True:
             if not q:
                 self.idle = True
@@ -99,7 +100,15 @@ class _Direct:
             while q:
                 data, reply = q.popleft()
                 try:
-                    await cb(data, reply.decode() if reply else "")
+                    if sync is None:
+                        await cb(data, reply.decode() if reply else "")
+                        continue
+                    pending = sync(data, reply.decode() if reply else "")
+                    if pending is not None:
+                        try:
+                            await pending
+                        except Exception as exc:
+                            await cb.on_error(exc)  # type: ignore[attr-defined]
                 except Exception as exc:  # a callback error must not end the subscription
                     log.warning("bus subscription callback raised %r", exc)
 
