@@ -332,6 +332,12 @@ class CAS:
                 if not first:
                     self._require_user(peer, "manifest", "update")
                 manifest = load_manifest(text)
+                clash = sorted(set(manifest.services) & {n.lower() for n in self.sans})
+                if clash:
+                    raise ManifestError(
+                        [f"services.{n}: the name is also a host name of the CAS's TLS certificate; a service "
+                         "certificate must not be able to pose as the CAS: rename the service" for n in clash]
+                    )
             except SerecaError as exc:
                 self._deny("manifest.set", peer, exc)
                 raise

@@ -172,3 +172,49 @@ async def test_garbage_activation_requests_get_clean_4xx(ready, body) -> None:  
             r = await h.post(f"{ready.url}/api/v1/activation", json=body)
     assert 400 <= r.status_code < 500, r.text
     assert "Traceback" not in r.text
+
+
+async def test_a_service_certificate_cannot_pose_as_the_cas(ready, sim, connect) -> None:
+    import asyncio
+
+    from sereca.cas.client import CASClient
+
+    async with connect(ready) as c:
+        a = await c.activate("gateway", sim.app)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 15\r\n\r\n{"mode":"evil"}')
+        await writer.drain()
+        writer.close()
+
+    impostor = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=a.ssl_context(server_side=True))
+    port = impostor.sockets[0].getsockname()[1]
+    try:
+        async with CASClient(f"https://127.0.0.1:{port}", ready.root_pem, timeout=10) as c:
+            with pytest.raises(TransportError, match="pinned CAS root|certificate"):
+                await c.status()
+    finally:
+        impostor.close()
+        await impostor.wait_closed()
+
+
+async def test_an_instance_cannot_release_another(ready, sim, connect) -> None:
+    async with connect(ready) as c:
+        a = await c.activate("detector", sim.app)
+        b = await c.activate("detector", sim.app)
+    from sereca.cas.client import CASClient
+
+    async with CASClient(ready.url, ready.root_pem, cert_pem=a.cert_chain_pem, key_pem=a.private_key_pem(), timeout=10) as c:
+        with pytest.raises(PermissionDenied, match=b.instance_id):
+            await c._request("DELETE", f"/api/v1/activation/{b.instance_id}")
+
+
+async def test_service_named_like_the_cas_host_is_refused(server, connect, manifest) -> None:
+    from sereca.cas.errors import ManifestError
+
+    server.cas.sans.append("cas-host")  # as if started with --san cas-host
+    host = "cas-host"
+    manifest["services"][host] = {"package": "app"}
+    async with connect(server) as c:
+        with pytest.raises(ManifestError, match="host name of the CAS"):
+            await c.set_manifest(json.dumps(manifest))
