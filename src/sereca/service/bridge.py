@@ -251,7 +251,7 @@ class _Connection:
     async def on_frame(self, data: str) -> None:
         try:
             frame = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: hostile nesting
             self.metrics.bridge_frames.labels("in", "invalid").inc()
             self.error("invalid_json")
             return

@@ -220,12 +220,19 @@ class Runtime:
         finally:
             m.in_flight.dec()
             m.handler_seconds.labels(addr).observe(time.perf_counter() - started)
-        m.handled.labels(addr, "ok").inc()
         if result is not None and wants_reply:
             try:
-                await busapi.reply(msg, encode_body(result))
-            except Exception:
-                log.exception("reply on %r failed", addr)
+                body = encode_body(result)
+            except Exception as exc:
+                m.handled.labels(addr, "error").inc()
+                log.error("handler for %r returned a %s, which cannot be sent: %s", addr, type(result).__name__, exc)
+                await self._fail(msg, CODE_HANDLER_ERROR, f"handler for {addr!r} returned an unsendable value")
+                return
+            try:
+                await busapi.reply(msg, body)
+            except Exception as exc:
+                log.warning("reply on %r failed: %s", addr, exc)
+        m.handled.labels(addr, "ok").inc()
 
     async def _fail(self, msg: Any, code: int, text: str) -> None:
         try:

@@ -248,3 +248,27 @@ async def test_client_certificate_authentication(bus: Any, pki: dict[str, Any]) 
         async with httpx.AsyncClient(verify=_client_ctx(pki, None), timeout=T) as http:
             assert (await http.get(f"{rt.http_url}/healthz")).json()["service"] == "gateway"
     assert svc.metrics.bridge_denied.labels("unauthenticated")._value.get() == 2
+
+
+async def test_hostile_frames(running: tuple[Service, Any, str]) -> None:
+    svc, _, url = running
+    async with websockets.connect(f"{url}?token={TOKEN}", open_timeout=T, max_size=None) as ws:
+        await ws.send("[" * 200_000)  # nesting deep enough to blow the JSON parser's recursion
+        assert (await recv(ws))["message"] == "invalid_json"
+        await ws.send(json.dumps({"type": "register", "address": 7}))
+        assert (await recv(ws))["message"] == "invalid_frame"
+        await ws.send(json.dumps({"type": "send", "address": "sensors.check", "replyAddress": ["x"]}))
+        assert (await recv(ws))["message"] == "invalid_frame"
+        await ws.send(b"\xff\xfe binary junk")
+        assert (await recv(ws))["message"] == "invalid_json"
+        await ws.send(json.dumps({"type": "ping"}))
+        assert (await recv(ws))["type"] == "pong"  # still alive
+    # A frame over max_frame_bytes closes the connection (1009), nothing else.
+    async with websockets.connect(f"{url}?token={TOKEN}", open_timeout=T, max_size=None) as ws:
+        await ws.send("x" * (svc.bridge_options.max_frame_bytes + 1))  # type: ignore[union-attr]
+        with pytest.raises(websockets.ConnectionClosed) as info:
+            await asyncio.wait_for(ws.recv(), T)
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+    async with websockets.connect(f"{url}?token={TOKEN}", open_timeout=T) as ws:
+        await ws.send(json.dumps({"type": "ping"}))
+        assert (await recv(ws))["type"] == "pong"  # the service is fine

@@ -207,3 +207,26 @@ async def test_publisher_validates_before_sending(bus: Any, peer: Any) -> None:
             await out.publish({"sensor": "c"})
         await asyncio.sleep(0.02)
     assert got == [{"sensor": "a", "leak": True}, {"sensor": "b", "leak": False}]
+
+
+async def test_unsendable_return_value_fails_the_request(bus: Any, peer: Any) -> None:
+    svc = Service("s")
+
+    class Opaque:
+        pass
+
+    @svc.consumer("t.odd")
+    async def odd(msg) -> Any:  # type: ignore[no-untyped-def]
+        return Opaque()
+
+    async with svc.run_local(bus):
+        with pytest.raises(Exception) as info:
+            await asyncio.wait_for(peer.request("t.odd", None), T)
+    assert info.value.code == 500 and "unsendable" in str(info.value)  # type: ignore[attr-defined]
+    assert _value(svc.metrics.handled, address="t.odd", outcome="error") == 1
+
+
+async def test_simulation_is_logged_loudly_at_start(bus: Any, caplog: Any) -> None:
+    async with Service("s").run_local(bus, simulated=True, platform="sim"):
+        pass
+    assert any(r.levelname == "WARNING" and "*** SIMULATION ***" in r.getMessage() for r in caplog.records)
