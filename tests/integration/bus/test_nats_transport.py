@@ -1,0 +1,62 @@
+"""NatsTransport against a real nats-server, with and without the lean dispatch path."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import pytest
+
+from sereca.bus import EventBus, Identity, Keyring, Message, NatsTransport, NoHandlers
+from sereca.bus.nats_server import EmbeddedNatsServer
+from sereca.bus.testing import demo_section
+
+
+@pytest.mark.parametrize("fast", [True, False])
+async def test_bus_over_nats(nats_server: EmbeddedNatsServer, fast: bool) -> None:
+    root = os.urandom(32)
+
+    def bus(service: str) -> EventBus:
+        return EventBus(Keyring.for_service(root, demo_section(), service),
+                        NatsTransport(nats_server.url, fast_dispatch=fast), Identity(service))
+
+    async with bus("gateway") as gw, bus("worker") as w:
+        got: list[Any] = []
+
+        async def handler(m: Message) -> None:
+            got.append(m.body)
+            if m.is_request:
+                await m.reply(m.body * 2)
+
+        def sync_handler(m: Message) -> None:
+            got.append(("sync", m.body))
+
+        with pytest.raises(NoHandlers):
+            await asyncio.wait_for(gw.request("orders", 1, timeout=2), 5)
+        await w.consumer("orders", handler)
+        await w.consumer("sensors.>", sync_handler)
+        await w.flush()
+        for i in range(50):
+            await gw.publish("orders", i)
+        await gw.send("orders", "s")
+        await gw.publish("sensors.a", "p")
+        assert (await asyncio.wait_for(gw.request("orders", 21, timeout=2), 5)).body == 42
+
+        async def wait() -> None:
+            while len(got) < 53:
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(wait(), 5)
+        assert got[:50] == list(range(50)) and "s" in got and ("sync", "p") in got
+        assert isinstance(w.transport, NatsTransport) and w.transport.nc.stats["in_msgs"] >= 53
+
+
+async def test_connect_failure_is_a_clear_error() -> None:
+    from sereca.bus import BusError
+    from sereca.bus.nats_server import free_port
+
+    t = NatsTransport(f"nats://127.0.0.1:{free_port()}", connect_timeout=1, max_reconnect_attempts=0)
+    with pytest.raises(BusError, match="cannot connect to NATS"):
+        await asyncio.wait_for(t.start(), 10)
+    await t.close()
