@@ -83,6 +83,9 @@ class _Direct:
     def push(self, data: bytes, reply: bytes) -> None:
         if len(self.q) >= self.limit:
             self.dropped += 1  # slow consumer: like nats-py, drop rather than grow without bound
+            if self.dropped == 1 or self.dropped % 10_000 == 0:
+                log.warning("bus consumer too slow: %d messages dropped (more than %d waiting)", self.dropped,
+                            self.limit)
             return
         self.q.append((data, reply))
         if self.idle:
