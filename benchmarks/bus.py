@@ -191,7 +191,8 @@ def run_round(mode: str, url: str, n: int, requests: int, env: dict[str, str]) -
     finally:
         if resp.poll() is None:
             resp.kill()
-    return {"rate": rate, "received": res["count"], "p50": lat["p50"], "p99": lat["p99"]}
+    return {"rate": rate, "received": res["count"], "p50": lat["p50"], "p99": lat["p99"],
+            "pub_cpu": pub_times["cpu"] / n * 1e6, "cons_cpu": res["cpu"] / max(res["count"], 1) * 1e6}
 
 
 def main() -> None:
@@ -237,6 +238,9 @@ def main() -> None:
         "lost": {m: [args.messages - int(r["received"]) for r in rs] for m, rs in results.items()},
         "median_ratio_rounds": round(statistics.median(s["rate"] / p["rate"] for p, s in
                                                        zip(results["plain"], results["secure"])), 3),
+        # CPU time per message (median over rounds): insensitive to other load on the machine
+        **{f"{mode}_{who}_cpu_us": round(statistics.median(r[key] for r in results[mode]), 2)
+           for mode in ("plain", "secure") for who, key in (("publisher", "pub_cpu"), ("consumer", "cons_cpu"))},
     }
     if args.json:
         print(json.dumps(out))
