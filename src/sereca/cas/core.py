@@ -758,8 +758,12 @@ class CAS:
         assert self.audit is not None
         self.audit.record("audit.export", "allow", str(peer))
         await self._commit()
-        entries = await asyncio.to_thread(lambda: list(self.audit.read()))  # type: ignore[union-attr]
-        return {"entries": entries, "count": self.audit.count, "head": self.audit.head}
+        audit = self.audit
+        async with self._write_lock:  # no append runs while the file is read
+            entries = await asyncio.to_thread(lambda: list(audit.read()))
+            count = len(entries)
+            head = entries[-1]["hash"] if entries else GENESIS
+        return {"entries": entries, "count": count, "head": head}
 
     # ------------------------------------------------------------------ recovery
 
