@@ -67,3 +67,19 @@ def test_key_markers_are_filled_locally() -> None:
     assert out == b"a" + pem + b"b" + der.hex().encode() + b"c"
     forged = key_marker("cd" * 16, None)  # a marker the CAS did not issue stays as it is
     assert fill_key_markers(forged.encode(), {m1: "pem"}, pem) == forged.encode()
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("{}| .abcsecrtvik-_xyz")), max_size=40))
+def test_arbitrary_templates_parse_or_fail_cleanly(template: str) -> None:
+    try:
+        refs = parse_template(template)
+    except TemplateError as exc:
+        assert str(exc)
+    else:
+        out = render(template, lambda ref: Value("text", b"V"))
+        assert out.count(b"V") >= len(refs)
