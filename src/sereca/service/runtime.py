@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from sereca.service.app import Periodic, Service
     from sereca.service.bridge import Bridge
     from sereca.service.health import HttpServer
+    from sereca.service.metrics import ServiceMetrics
 
 SIMULATION_BANNER = (
     "*** SIMULATION *** service {name!r} runs on the simulated TEE platform: "
@@ -169,45 +170,50 @@ class Runtime:
     # -- messages -------------------------------------------------------------
 
     def _callback(self, handler: Handler) -> Callable[[Any], Any]:
+        counters = _HandlerMetrics(self.service.metrics, handler.address)
+        in_flight = self._in_flight
+        create_task = asyncio.get_running_loop().create_task
+
         async def on_message(msg: Any) -> None:
             # Own task per message, so drain can wait for it and, past the deadline, cancel it
-            # without cancelling the bus's delivery task.
-            task = asyncio.create_task(self._handle(handler, msg))
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
-            await asyncio.wait({task})
+            # without cancelling the bus's delivery task (shield: cancelling that one spares ours).
+            task = create_task(self._handle(handler, counters, msg))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+            await asyncio.shield(task)
 
         return on_message
 
-    async def _handle(self, handler: Handler, msg: Any) -> None:
-        m, log, addr = self.service.metrics, self.service.logger, handler.address
+    async def _handle(self, handler: Handler, c: _HandlerMetrics, msg: Any) -> None:
+        log, addr = self.service.logger, handler.address
         wants_reply = busapi.expects_reply(msg)
         # "starting": an earlier consumer may receive while later ones are still registering.
         if self.state not in ("starting", "ready"):
             if wants_reply:
                 await self._fail(msg, CODE_STOPPING, f"service {self.service.name!r} is stopping")
             return
-        m.received.labels(addr).inc()
+        c.received.inc()
         try:
             kwargs = handler.arguments(busapi.body(msg), msg)
         except BodyValidationError as exc:
-            m.rejected.labels(addr, "validation").inc()
-            m.handled.labels(addr, "rejected").inc()
+            c.invalid.inc()
+            c.rejected.inc()
             log.warning("%s", exc)
             if wants_reply:
                 await self._fail(msg, CODE_BAD_BODY, str(exc))
             return
-        m.in_flight.inc()
+        in_flight = self.service.metrics.in_flight
+        in_flight.inc()
         started = time.perf_counter()
         try:
             result = await handler.invoke(kwargs)
         except asyncio.CancelledError:
-            m.handled.labels(addr, "error").inc()
+            c.error.inc()
             if wants_reply:
                 await self._fail(msg, CODE_STOPPING, f"service {self.service.name!r} stopped before replying")
             raise
         except Exception as exc:
-            m.handled.labels(addr, "error").inc()
+            c.error.inc()
             if isinstance(exc, SerecaError):
                 log.warning("handler for %r failed: %s", addr, exc)
             else:
@@ -218,13 +224,13 @@ class Runtime:
                 await self._fail(msg, CODE_HANDLER_ERROR, f"handler for {addr!r} failed: {detail}")
             return
         finally:
-            m.in_flight.dec()
-            m.handler_seconds.labels(addr).observe(time.perf_counter() - started)
+            in_flight.dec()
+            c.seconds.observe(time.perf_counter() - started)
         if result is not None and wants_reply:
             try:
                 body = encode_body(result)
             except Exception as exc:
-                m.handled.labels(addr, "error").inc()
+                c.error.inc()
                 log.error("handler for %r returned a %s, which cannot be sent: %s", addr, type(result).__name__, exc)
                 await self._fail(msg, CODE_HANDLER_ERROR, f"handler for {addr!r} returned an unsendable value")
                 return
@@ -232,7 +238,7 @@ class Runtime:
                 await busapi.reply(msg, body)
             except Exception as exc:
                 log.warning("reply on %r failed: %s", addr, exc)
-        m.handled.labels(addr, "ok").inc()
+        c.ok.inc()
 
     async def _fail(self, msg: Any, code: int, text: str) -> None:
         try:
@@ -316,6 +322,20 @@ class Runtime:
         svc._context = None
         self.state = "stopped"
         log.info("service %s stopped", svc.name)
+
+
+class _HandlerMetrics:
+    """The labelled metric children of one consumer, looked up once (labels() costs per call)."""
+
+    __slots__ = ("received", "ok", "rejected", "error", "invalid", "seconds")
+
+    def __init__(self, m: ServiceMetrics, address: str) -> None:
+        self.received = m.received.labels(address)
+        self.ok = m.handled.labels(address, "ok")
+        self.rejected = m.handled.labels(address, "rejected")
+        self.error = m.handled.labels(address, "error")
+        self.invalid = m.rejected.labels(address, "validation")
+        self.seconds = m.handler_seconds.labels(address)
 
 
 def _left(deadline: float) -> float:
