@@ -8,9 +8,8 @@ What :class:`WaterDemo` does, in order:
    loaded and checked, the water code measured as ``sereca run`` measures it;
 3. the application's manifest (``manifest.template.yaml`` filled in) set
    through the CAS client: simulation admitted for this host's root only;
-4. ``sereca run`` processes with ``SERECA_TEE=sim``: detector, alerting and
-   dashboard together, then the gateway once they are ready (so no reading
-   is published before its consumers listen);
+4. ``sereca run`` processes with ``SERECA_TEE=sim``, all four at once (the
+   gateway starts its replay only when the detector answers on the bus);
 5. :meth:`WaterDemo.poll` reads the services' ``/metrics`` and the alert list;
 6. :meth:`WaterDemo.stop`: SIGTERM to every service (they drain), CAS and
    NATS stopped, the temp dir removed.
@@ -42,6 +41,7 @@ import yaml
 from sereca.apps.water.errors import WaterConfigError
 from sereca.apps.water.models import Scenario, load_scenario
 from sereca.apps.water.services import manifest as water_manifest
+from sereca.apps.water.services.alertbook import default_radius
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 DEFAULT_SPEED = 3600.0
@@ -94,7 +94,9 @@ class ServiceProcess:
     proc: asyncio.subprocess.Process
     port_file: Path
     log: Path
+    host: str = "127.0.0.1"  # where it serves HTTP
     http_url: str | None = None
+    port: int | None = None
     health: dict[str, Any] = field(default_factory=dict)
     ready_s: float | None = None
 
@@ -148,6 +150,15 @@ def _free_port(host: str) -> int:
     return free_port(host)
 
 
+def _local(host: str) -> str:
+    """Where this host reaches a service listening on ``host``."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
 def check_port(host: str, port: int) -> None:
     """Fail early, in one line, if a requested port is taken."""
     import socket
@@ -176,6 +187,7 @@ class WaterDemo:
         self.cas_root_file: Path | None = None
         self.scenario: Scenario | None = None
         self.network_name: str = ""
+        self.radius = 0.0
         self.token = secrets.token_urlsafe(24)
         self.manifest: dict[str, Any] = {}
         self.services: dict[str, ServiceProcess] = {}
@@ -216,13 +228,11 @@ class WaterDemo:
         self.manifest = self._render(measure_task.result())
         await self._set_manifest()
         self.on_event("manifest", {"services": list(opts.services), "network": self.network_name})
-        consumers = [s for s in opts.services if s != "sensor-gateway"]
-        await asyncio.gather(*(self._launch(name) for name in consumers))
-        if "sensor-gateway" in opts.services:
-            await self._launch("sensor-gateway")
+        # All at once: the gateway holds its replay until the detector answers on the bus.
+        await asyncio.gather(*(self._launch(name) for name in opts.services))
         self.ready_at = time.monotonic()
         if "dashboard" in self.services:
-            port = await self._dashboard_port()
+            port = self.services["dashboard"].port
             host = f"[{opts.host}]" if ":" in opts.host else opts.host
             self.dashboard_url = f"http://{host}:{port}/?token={self.token}"
 
@@ -257,6 +267,7 @@ class WaterDemo:
         net.validate_pipes([leak.pipe for leak in scenario.leaks])
         self.scenario = scenario
         self.network_name = scenario.network
+        self.radius = default_radius(net.geometry()["bounds"])
 
     def _render(self, measurement: str) -> dict[str, Any]:
         from sereca.tee import sim_root_fingerprint
@@ -271,9 +282,8 @@ class WaterDemo:
             "NETWORK": scenario.network,
             "DETECTOR_PARAMS": json.dumps(dict(opts.detector_params)),
             "CACHE_DIR": str(opts.cache_dir or default_cache_dir()),
+            "DEDUP_RADIUS": f"{self.radius:.3f}",
             "DASHBOARD_TOKEN": self.token,
-            "DASHBOARD_HOST": opts.host,
-            "DASHBOARD_PORT": opts.dashboard_port,
             "SIM_ROOT": sim_root_fingerprint(str(self.home)),
             "NATS_URL": self.nats.url,
         })
@@ -301,7 +311,8 @@ class WaterDemo:
         })
         return env
 
-    async def spawn(self, name: str, spec: str, *, measure: Sequence[Path] = (water_manifest.WATER_DIR,)) -> ServiceProcess:
+    async def spawn(self, name: str, spec: str, *, measure: Sequence[Path] = (water_manifest.WATER_DIR,),
+                    extra_args: Sequence[str] = ()) -> ServiceProcess:
         """Start ``sereca run SPEC`` as service ``name`` (its own session: the demo stops it, not the tty)."""
         assert self.root is not None
         port_file = self.root / f"{name}.port"
@@ -310,6 +321,7 @@ class WaterDemo:
                 "--log-level", self.options.log_level]
         for path in measure:
             args += ["--measure", str(path)]
+        args += list(extra_args)
         with open(log, "wb") as out:
             proc = await asyncio.create_subprocess_exec(
                 *args, cwd=self.root, env=self.env(), stdout=out, stderr=asyncio.subprocess.STDOUT,
@@ -319,7 +331,12 @@ class WaterDemo:
         return svc
 
     async def _launch(self, name: str) -> ServiceProcess:
-        svc = await self.spawn(name, water_manifest.SERVICES[name])
+        extra: list[str] = []
+        if name == "dashboard":  # the page is served on the dashboard's HTTP port
+            extra = ["--http-host", self.options.host, "--http-port", str(self.options.dashboard_port)]
+        svc = await self.spawn(name, water_manifest.SERVICES[name], extra_args=extra)
+        if name == "dashboard":
+            svc.host = self.options.host
         await self.wait_ready(svc)
         self.on_event("service", {"name": name, "pid": svc.pid, "url": svc.http_url,
                                   "instance": svc.health.get("instance_id")})
@@ -336,7 +353,8 @@ class WaterDemo:
                 raise DemoError(f"service {svc.name} was not ready after {timeout:g} s; "
                                 f"last lines of its log:\n{svc.log_tail()}")
             if svc.http_url is None and svc.port_file.exists() and svc.port_file.read_text().strip():
-                svc.http_url = f"http://127.0.0.1:{int(svc.port_file.read_text())}"
+                svc.port = int(svc.port_file.read_text())
+                svc.http_url = f"http://{_local(svc.host)}:{svc.port}"
             if svc.http_url is not None:
                 with contextlib.suppress(httpx.HTTPError):
                     r = await self._http.get(f"{svc.http_url}/readyz")
@@ -345,14 +363,6 @@ class WaterDemo:
                         svc.ready_s = time.monotonic() - self.started_at
                         return
             await asyncio.sleep(0.05)
-
-    async def _dashboard_port(self) -> int:
-        metrics = await self.metrics("dashboard")
-        port = int(metrics.get("water_dashboard_http_port", 0))
-        if not port:
-            raise DemoError("the dashboard is ready but reports no page port; see its log:\n"
-                            + self.services["dashboard"].log_tail())
-        return port
 
     # -- while running --------------------------------------------------------
 

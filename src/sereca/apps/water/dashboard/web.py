@@ -1,4 +1,4 @@
-"""The dashboard's HTTP app: the page, its JSON API and the bus bridge, on one origin.
+"""The dashboard's HTTP routes: the page and its JSON API (the bridge is the runtime's).
 
 The page and its static files are public; ``/api/*`` and the bridge need
 the dashboard token (``Authorization: Bearer T`` or ``?token=T``), which
@@ -14,8 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from fastapi import FastAPI, Request
-from fastapi.middleware.gzip import GZipMiddleware
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 STATIC = Path(__file__).with_name("static")
@@ -33,7 +32,7 @@ def plotly_js() -> Path | None:
 
 class DashboardData(Protocol):
     def info(self) -> dict[str, Any]: ...
-    def network(self) -> dict[str, Any]: ...
+    async def network(self) -> dict[str, Any]: ...
     def state(self) -> dict[str, Any]: ...
     async def alerts(self) -> list[dict[str, Any]]: ...
 
@@ -49,10 +48,9 @@ def _token_ok(request: Request, tokens: Callable[[], list[str]]) -> bool:
     return ok and bool(presented)
 
 
-def create_app(data: DashboardData, tokens: Callable[[], list[str]],
-               mount_bridge: Callable[[FastAPI], None]) -> FastAPI:
-    app = FastAPI(title="SERECA water dashboard", docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(GZipMiddleware, minimum_size=4096)  # plotly.min.js is 4.8 MB uncompressed
+def create_router(data: DashboardData, tokens: Callable[[], list[str]]) -> APIRouter:
+    """Routes for ``svc.include_router``: they join the service's own HTTP port and origin."""
+    app = APIRouter()
     files = {name: STATIC / name for name in ("index.html", "app.js", "style.css")}
     if (plotly := plotly_js()) is not None:
         files["plotly.min.js"] = plotly
@@ -80,7 +78,7 @@ def create_app(data: DashboardData, tokens: Callable[[], list[str]],
         return data.info()
 
     async def network() -> dict[str, Any]:
-        return data.network()
+        return await data.network()
 
     async def state() -> dict[str, Any]:
         return data.state()
@@ -90,5 +88,4 @@ def create_app(data: DashboardData, tokens: Callable[[], list[str]],
 
     for path, handler in (("info", info), ("network", network), ("state", state), ("alerts", alerts)):
         app.add_api_route(f"/api/{path}", guarded(handler), methods=["GET"])
-    mount_bridge(app)
     return app

@@ -16,6 +16,14 @@ from collections import OrderedDict
 from sereca.apps.water.services.messages import AlarmMessage, Alert
 
 WARNING, CRITICAL = "warning", "critical"
+# Alarms this close together, as a fraction of the network's extent, are one place.
+RADIUS_FRACTION = 0.05
+
+
+def default_radius(bounds: list[float]) -> float:
+    """Merge radius for a network with ``bounds`` = [xmin, ymin, xmax, ymax] (map units)."""
+    xmin, ymin, xmax, ymax = bounds
+    return RADIUS_FRACTION * math.hypot(xmax - xmin, ymax - ymin)
 
 
 class AlertBook:

@@ -10,23 +10,18 @@ Run: ``sereca run sereca.apps.water.services.alerting:svc``.
 from __future__ import annotations
 
 import asyncio
-import math
 
 from sereca import Service
 from sereca.apps.water.services import config
-from sereca.apps.water.services.alertbook import AlertBook
+from sereca.apps.water.services.alertbook import AlertBook, default_radius
 from sereca.apps.water.services.messages import ALARMS, ALERTS, ALERTS_LIST, AlarmMessage, Alert, AlertList, AlertQuery
 
-# Alarms this close together (as a fraction of the network's extent) are one place.
-RADIUS_FRACTION = 0.05
 
-
-async def _default_radius(network: str) -> float:
+async def _network_radius(network: str) -> float:
     from sereca.apps.water.network import load_network
 
     net = await asyncio.to_thread(load_network, network)
-    xmin, ymin, xmax, ymax = net.geometry()["bounds"]
-    return RADIUS_FRACTION * math.hypot(xmax - xmin, ymax - ymin)
+    return default_radius(net.geometry()["bounds"])
 
 
 class Alerting:
@@ -43,7 +38,7 @@ class Alerting:
         params = self.svc.params
         radius = params.get(config.DEDUP_RADIUS)
         self.book = AlertBook(
-            radius=config.number(params, config.DEDUP_RADIUS, 0.0) if radius else await _default_radius(
+            radius=config.number(params, config.DEDUP_RADIUS, 0.0) if radius else await _network_radius(
                 config.network(params)),
             escalate_count=int(config.number(params, config.ESCALATE_COUNT, 2, minimum=1)),
         )

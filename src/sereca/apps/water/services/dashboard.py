@@ -2,50 +2,27 @@
 
 Draws the network from its coordinates, shows live sensor values and places
 alerts on the map; a SIMULATION banner when the TEE is simulated.  The page,
-its JSON API and the WebSocket bridge (Vert.x frames) share one port of the
-dashboard's own (``DASHBOARD_PORT``, 0 = free; reported as the metric
-``water_dashboard_http_port``), because the runtime's HTTP app has no hook
-for extra routes.  Browsers authenticate with ``DASHBOARD_TOKEN``.
+its JSON API (``svc.include_router``) and the WebSocket bridge
+(``svc.bridge``, Vert.x frames) are served on the service's own HTTP port,
+so the page is one origin.  Browsers authenticate with ``DASHBOARD_TOKEN``.
 
-Run: ``sereca run sereca.apps.water.services.dashboard:svc``.
+Run: ``sereca run sereca.apps.water.services.dashboard:svc --http-port 8080``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from types import SimpleNamespace
 from typing import Any
 
 from sereca import Service
-from sereca.apps.water.dashboard.server import WebServer
-from sereca.apps.water.dashboard.web import create_app
+from sereca.apps.water.dashboard.web import create_router
 from sereca.apps.water.errors import WaterConfigError
 from sereca.apps.water.services import config
 from sereca.apps.water.services.messages import ALERTS, ALERTS_LIST, READINGS, Alert, AlertList, ReadingBatch
 from sereca.errors import SerecaError
-from sereca.service.bridge import Bridge, BridgeOptions
 
 BRIDGE_PATH = "/eventbus"
-
-
-class _BridgeHost:
-    """What :class:`sereca.service.bridge.Bridge` uses of a runtime, taken from the running service."""
-
-    def __init__(self, svc: Service) -> None:
-        self.service = svc
-
-    @property
-    def ready(self) -> bool:
-        return self.service.running
-
-    @property
-    def bus(self) -> Any:
-        return self.service.bus
-
-    @property
-    def context(self) -> Any:
-        return SimpleNamespace(params=self.service.params)
 
 
 def _network_view(network: str, sensors: Any) -> dict[str, Any]:
@@ -66,10 +43,7 @@ class Dashboard:
         m = svc.metrics
         self.readings_total = m.counter("water_dashboard_readings_total", "Sensor values received")
         self.alerts_gauge = m.gauge("water_dashboard_alerts", "Alerts known to the dashboard")
-        self.port_gauge = m.gauge("water_dashboard_http_port", "Port of the dashboard page (0 until it serves)")
-        self.server: WebServer | None = None
-        self.bridge: Bridge | None = None
-        self._network: dict[str, Any] = {}
+        self._network_task: asyncio.Task[dict[str, Any]] | None = None
         self.values: dict[str, float] = {}
         self.sim_time: float | None = None
         self.readings = 0
@@ -81,25 +55,17 @@ class Dashboard:
         params = self.svc.params
         if not params.get(config.DASHBOARD_TOKEN):
             raise WaterConfigError(f"parameter {config.DASHBOARD_TOKEN} (the browser token) was not provisioned")
-        self._network = await asyncio.to_thread(_network_view, config.network(params), config.sensors(params))
-        options = BridgeOptions(outbound=(READINGS, ALERTS), inbound=(ALERTS_LIST,),
-                                token_param=config.DASHBOARD_TOKEN, path=BRIDGE_PATH)
-        self.bridge = Bridge(options, _BridgeHost(self.svc))  # type: ignore[arg-type]
-        app = create_app(self, self._tokens, self.bridge.mount)
-        port = int(config.number(params, config.DASHBOARD_PORT, 0))
-        self.server = WebServer(app, params.get(config.DASHBOARD_HOST) or "127.0.0.1", port)
-        await self.server.start()
-        self.port_gauge.set(self.server.port or 0)
-        self.svc.logger.info("dashboard: %s/?token=...", self.server.url)
+        # The map loads in the background: the page and the bridge serve at once.
+        self._network_task = asyncio.create_task(
+            asyncio.to_thread(_network_view, config.network(params), config.sensors(params)), name="network-map")
 
     async def stop(self) -> None:
-        if self.bridge is not None:
-            await self.bridge.close_all()
-        if self.server is not None:
-            await self.server.stop()
-            self.port_gauge.set(0)
+        if self._network_task is not None and not self._network_task.done():
+            self._network_task.cancel()
 
-    def _tokens(self) -> list[str]:
+    def tokens(self) -> list[str]:
+        if not self.svc.running:
+            return []
         raw = self.svc.params.get(config.DASHBOARD_TOKEN) or ""
         return [t.strip() for t in raw.split(",") if t.strip()]
 
@@ -122,7 +88,7 @@ class Dashboard:
         return {
             "service": svc.name,
             "instance": svc.instance_id,
-            "network": self._network.get("name"),
+            "network": config.network(svc.params),
             "tee": svc.platform,
             "simulated": svc.simulated,
             "bridge_path": BRIDGE_PATH,
@@ -132,8 +98,10 @@ class Dashboard:
             "alerts_list_address": ALERTS_LIST,
         }
 
-    def network(self) -> dict[str, Any]:
-        return self._network
+    async def network(self) -> dict[str, Any]:
+        if self._network_task is None:
+            raise WaterConfigError("the dashboard has not started")
+        return await asyncio.wait_for(asyncio.shield(self._network_task), 60)
 
     def state(self) -> dict[str, Any]:
         return {"readings": self.readings, "sim_time": self.sim_time, "values": self.values,
@@ -155,6 +123,9 @@ class Dashboard:
 def build() -> Service:
     svc = Service("dashboard", description="Web dashboard: network map, live readings, alerts")
     dashboard = Dashboard(svc)
+    svc.bridge(outbound=[READINGS, ALERTS], inbound=[ALERTS_LIST], token_param=config.DASHBOARD_TOKEN,
+               path=BRIDGE_PATH)
+    svc.include_router(create_router(dashboard, dashboard.tokens))
     svc.on_start(dashboard.start)
     svc.on_stop(dashboard.stop)
     svc.consumer(READINGS, description="Live sensor values")(dashboard.on_readings)

@@ -20,7 +20,14 @@ from sereca import Service
 from sereca.apps.water.detector import DetectorParams, LeakDetector
 from sereca.apps.water.models import parse_model
 from sereca.apps.water.services import config
-from sereca.apps.water.services.messages import ALARMS, READINGS, AlarmMessage, ReadingBatch
+from sereca.apps.water.services.messages import (
+    ALARMS,
+    DETECTOR_READY,
+    READINGS,
+    AlarmMessage,
+    DetectorStatus,
+    ReadingBatch,
+)
 
 
 class Detector:
@@ -73,6 +80,12 @@ class Detector:
                                     alarm.time, alarm.pipe, alarm.node, alarm.score, alarm.confidence)
             await self.out.send(body)
 
+    async def ready(self) -> DetectorStatus:
+        if self.detector is None:
+            return DetectorStatus(ready=False)
+        status = self.detector.status()
+        return DetectorStatus(ready=True, steps=status["steps"], warming_up=status["warming_up"])
+
     async def stop(self) -> None:
         if self.detector is not None:
             self.detector.close()
@@ -85,6 +98,7 @@ def build() -> Service:
     svc.on_start(detector.start)
     svc.on_stop(detector.stop)
     svc.consumer(READINGS, description="One time step of sensor readings")(detector.on_readings)
+    svc.consumer(DETECTOR_READY, description="Whether the detector is ready for readings")(detector.ready)
     return svc
 
 

@@ -19,10 +19,12 @@ import time
 from sereca import Service
 from sereca.apps.water.errors import WaterConfigError
 from sereca.apps.water.services import config
-from sereca.apps.water.services.messages import READINGS, ReadingBatch
+from sereca.apps.water.services.messages import DETECTOR_READY, READINGS, DetectorStatus, ReadingBatch
 from sereca.apps.water.services.replay import Replay, Step
+from sereca.errors import SerecaError
 
 DEFAULT_SPEED = 3600.0
+WAIT_LOG_EVERY = 10.0
 
 
 class Gateway:
@@ -43,6 +45,7 @@ class Gateway:
         self.leaks: list = []
 
     async def start(self) -> None:
+        self.seq = 0
         params = self.svc.params
         source = params.get(config.SOURCE) or "simulation"
         if source == "simulation":
@@ -69,10 +72,31 @@ class Gateway:
             scenario.name, len(replay), len(replay.ids), scenario.days,
             f"{speed:g}x" if speed > 0 else "full speed", ", ".join(leak.pipe for leak in self.leaks) or "no pipe",
         )
-        self.task = asyncio.create_task(self._replay(replay, speed), name="replay")
+        wait = (params.get(config.WAIT_FOR_DETECTOR) or "1").lower() not in ("0", "false", "no")
+        self.task = asyncio.create_task(self._replay(replay, speed, wait), name="replay")
 
-    async def _replay(self, replay: Replay, speed: float) -> None:
+    async def _wait_for_detector(self) -> None:
+        """Replaying into a bus nobody listens to loses the readings: wait for the detector to answer."""
+        loop = asyncio.get_running_loop()
+        started = last_log = loop.time()
+        while True:
+            try:
+                status = await self.svc.request(DETECTOR_READY, {}, reply_model=DetectorStatus, timeout=1.0)
+                if status.ready:
+                    self.svc.logger.info("leak detector ready after %.1f s: replay starts", loop.time() - started)
+                    return
+            except SerecaError:
+                pass  # no detector yet (no handlers, timeout): ask again
+            if loop.time() - last_log > WAIT_LOG_EVERY:
+                last_log = loop.time()
+                self.svc.logger.warning("waiting for the leak detector on %s (%.0f s)", DETECTOR_READY,
+                                        loop.time() - started)
+            await asyncio.sleep(0.1)
+
+    async def _replay(self, replay: Replay, speed: float, wait: bool) -> None:
         try:
+            if wait:
+                await self._wait_for_detector()
             await replay.run(self.emit, speed)
         except asyncio.CancelledError:
             raise

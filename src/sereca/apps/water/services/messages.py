@@ -15,6 +15,7 @@ READINGS = "water.readings"
 ALARMS = "water.alarms"
 ALERTS = "water.alerts"
 ALERTS_LIST = "water.alerts.list"
+DETECTOR_READY = "water.detector.ready"
 
 
 class _Body(BaseModel):
@@ -71,3 +72,11 @@ class AlertQuery(_Body):
 
 class AlertList(_Body):
     alerts: list[Alert]
+
+
+class DetectorStatus(_Body):
+    """Reply to ``water.detector.ready``: the gateway replays only once a detector listens."""
+
+    ready: bool
+    steps: int = 0
+    warming_up: bool = True
