@@ -38,7 +38,12 @@ _FIXED_UNPACK = E.FIXED.unpack_from
 
 @dataclass(frozen=True)
 class Identity:
-    """Who sends: ``service/instance`` plus a random per-process session id.
+    """Who sends: ``service/instance``, and the key and certificate for sender signatures.
+
+    Each :class:`EventBus` draws a fresh random session id, so sequence numbers
+    restart safely whenever a bus is created (process start, reconnect).  Pass
+    ``session`` only to pin it (tests); never share a pinned session between two
+    buses: their sequence numbers would collide and be rejected as replays.
 
     ``private_key`` (Ed25519) and ``cert_chain_pem`` are needed only for
     addresses with ``authenticity: sender``.
@@ -46,7 +51,7 @@ class Identity:
 
     service: str
     instance: str = field(default_factory=lambda: secrets.token_hex(4))
-    session: bytes = field(default_factory=lambda: os.urandom(16), repr=False)
+    session: bytes | None = field(default=None, repr=False)
     private_key: Any = field(default=None, repr=False)
     cert_chain_pem: str | None = field(default=None, repr=False)
 
@@ -349,7 +354,7 @@ class EventBus:
         self.durable_ack_wait = durable_ack_wait
         self._guard_args = (replay_window, max_age, durable_max_age, max_skew)
         self._verifier = SenderVerifier(keyring.ca_pem)
-        self._session, self._sender = E.identity_block(identity.session, identity.sender)
+        self._session, self._sender = E.identity_block(identity.session or os.urandom(16), identity.sender)
         self._head_pack = struct.Struct(E.FIXED.format + f"{len(self._sender)}s").pack
         self._sign = make_signer(identity.private_key) if identity.private_key is not None else None
         self._cert = leaf_der(identity.cert_chain_pem) if identity.cert_chain_pem else b""
@@ -387,6 +392,11 @@ class EventBus:
     def _new_guard(self, durable: bool) -> ReplayGuard:
         window, max_age, durable_max_age, max_skew = self._guard_args
         return ReplayGuard(window, durable_max_age if durable else max_age, max_skew)
+
+    @property
+    def session(self) -> bytes:
+        """This bus's sender session id (16 random bytes unless the identity pins one)."""
+        return self._session
 
     # lifecycle -------------------------------------------------------------
     async def start(self) -> EventBus:

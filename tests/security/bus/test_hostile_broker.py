@@ -55,6 +55,7 @@ async def test_broker_sees_only_ciphertext_and_hashed_subjects(buses: Any, spy: 
     reply = await gw.request("orders", b"TOP-SECRET-BODY", timeout=5)
     assert reply.body.startswith(b"REPLY-SECRET")
     await until(lambda: len(got) == 4 and len(spy.seen) >= 5)
+    await asyncio.sleep(0.1)  # let the spy's subscription catch up
     for msg in spy.seen:
         assert SUBJECT.match(msg.subject), msg.subject
         assert not msg.headers, msg.headers
@@ -79,6 +80,7 @@ async def test_injected_replayed_modified_truncated_readdressed_are_rejected(bus
     await gw.publish("sensors.temp.1", "t1")
     await gw.publish("sensors.temp.2", "t2")
     await until(lambda: len(got["w"]) == 8 and len(got["aud"]) == 1)
+    await until(lambda: sum(m.subject.startswith("sereca.all.") for m in spy.seen) == 8)  # the spy saw them all
     kr = Keyring.for_service(root, demo_section(), "gateway")
     orders = kr.route(kr.grant_for("orders"), "orders").subjects
     temp1 = kr.route(kr.grant_for("sensors.temp.1"), "sensors.temp.1").subjects
@@ -143,6 +145,7 @@ async def test_replayed_request_cannot_extract_a_second_reply(buses: Any, spy: A
     await w.consumer("orders", handler)
     await w.flush()
     assert (await gw.request("orders", "charge card", timeout=5)).body == "ok"
+    await until(lambda: any(m.subject.startswith("sereca.req.") for m in spy.seen))
     req = next(m for m in spy.seen if m.subject.startswith("sereca.req."))
     await spy.publish(req.subject, req.data, reply="_INBOX.attacker")
     await spy.flush()
