@@ -12,7 +12,7 @@ from sereca.bus import (BusConfigError, EventBus, Identity, Message, MsgpackCode
 from sereca.bus.errors import BusClosed
 
 
-async def until(cond: Any, timeout: float = 3.0) -> None:
+async def until(cond: Any, timeout: float = 10.0) -> None:
     async def wait() -> None:
         while not cond():
             await asyncio.sleep(0.005)
