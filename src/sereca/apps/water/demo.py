@@ -43,7 +43,7 @@ from sereca.apps.water.models import Scenario, load_scenario
 from sereca.apps.water.services import manifest as water_manifest
 from sereca.apps.water.services.alertbook import default_radius
 
-SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+DEMO_SCENARIO = Path(__file__).resolve().parent / "demo.scenario.yaml"
 DEFAULT_SPEED = 3600.0
 STARTUP_TIMEOUT = 90.0  # first run on a fresh machine builds the detector's reference model
 STOP_TIMEOUT = 15.0
@@ -55,14 +55,10 @@ class DemoError(WaterConfigError):
 
 
 def default_scenario() -> Path:
-    """The scenario shipped for the demo."""
-    preferred = SCENARIOS / "demo.yaml"
-    if preferred.is_file():
-        return preferred
-    shipped = sorted(SCENARIOS.glob("*.yaml")) if SCENARIOS.is_dir() else []
-    if not shipped:
-        raise DemoError(f"no scenario shipped in {SCENARIOS}; give one with --scenario FILE")
-    return shipped[0]
+    """The scenario shipped for the demo: timed so the first alert comes within a minute."""
+    if not DEMO_SCENARIO.is_file():
+        raise DemoError(f"the demo scenario {DEMO_SCENARIO} is missing; give one with --scenario FILE")
+    return DEMO_SCENARIO
 
 
 def default_cache_dir() -> Path:
