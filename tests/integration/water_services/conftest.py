@@ -1,0 +1,24 @@
+"""A real deployment of the water services: nats-server, a CAS and four `sereca run` processes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from sereca.apps.water.demo import DemoOptions, WaterDemo, default_scenario
+
+T = 120.0  # bound on the whole startup (a fresh machine builds the detector's reference model once)
+
+
+@pytest.fixture
+async def demo() -> AsyncIterator[WaterDemo]:
+    """The shipped demo scenario replayed as fast as the bus takes it."""
+    deployment = WaterDemo(DemoOptions(scenario=default_scenario(), speed=0))
+    await asyncio.wait_for(deployment.start(), T)
+    try:
+        yield deployment
+    finally:
+        await asyncio.wait_for(deployment.stop(), 60)
