@@ -56,7 +56,7 @@ async def test_connect_failure_is_a_clear_error() -> None:
     from sereca.bus import BusError
     from sereca.bus.nats_server import free_port
 
-    t = NatsTransport(f"nats://127.0.0.1:{free_port()}", connect_timeout=1, max_reconnect_attempts=0)
+    t = NatsTransport(f"nats://127.0.0.1:{free_port()}", connect_timeout=0.3, max_reconnect_attempts=0)
     with pytest.raises(BusError, match="cannot connect to NATS"):
         await asyncio.wait_for(t.start(), 10)
     await t.close()

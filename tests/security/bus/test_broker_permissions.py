@@ -54,14 +54,14 @@ async def tls_buses(secured: EmbeddedNatsServer, ca: TestCA, root: bytes) -> Asy
         await asyncio.wait_for(b.close(), 10)
 
 
-async def raw_client(url: str, tls: Any) -> Any:
+async def raw_client(url: str, tls: Any, connect_timeout: float = 3) -> Any:
     errors: list[str] = []
 
     async def error_cb(exc: Exception) -> None:
         errors.append(str(exc))
 
     nc = await asyncio.wait_for(nats.connect(url, tls=tls, error_cb=error_cb, allow_reconnect=False,
-                                             connect_timeout=3), 10)
+                                             connect_timeout=connect_timeout), 10)
     nc.errors_seen = errors
     return nc
 
@@ -129,15 +129,15 @@ async def test_unentitled_service_is_refused_by_the_broker(tls_buses: Any, secur
 async def test_clients_without_a_deployment_certificate_cannot_connect(secured: EmbeddedNatsServer,
                                                                        ca: TestCA) -> None:
     with pytest.raises(Exception):
-        await raw_client(secured.url, client_tls_context(ca.ca_pem))  # no client certificate
+        await raw_client(secured.url, client_tls_context(ca.ca_pem), 1)  # no client certificate
     stranger = TestCA("another deployment")
     issued = stranger.service("gateway")
     with pytest.raises(Exception):
-        await raw_client(secured.url, client_tls_context(ca.ca_pem, issued.cert_pem, issued.key_pem))
+        await raw_client(secured.url, client_tls_context(ca.ca_pem, issued.cert_pem, issued.key_pem), 1)
     # a certificate from the right CA for a name with no broker user is refused too
     unknown = ca.service("mallory")
     bus_transport = NatsTransport(secured.url, tls=client_tls_context(ca.ca_pem, unknown.cert_pem, unknown.key_pem),
-                                  connect_timeout=2, max_reconnect_attempts=0)
+                                  connect_timeout=0.5, max_reconnect_attempts=0)
     with pytest.raises(BusError, match="cannot connect"):
         await bus_transport.start()
     await bus_transport.close()
