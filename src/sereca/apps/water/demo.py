@@ -225,7 +225,7 @@ class WaterDemo:
         await self._set_manifest()
         self.on_event("manifest", {"services": list(opts.services), "network": self.network_name})
         # All at once: the gateway holds its replay until the detector answers on the bus.
-        await asyncio.gather(*(self._launch(name) for name in opts.services))
+        await asyncio.gather(*(self.launch(name) for name in opts.services))
         self.ready_at = time.monotonic()
         if "dashboard" in self.services:
             port = self.services["dashboard"].port
@@ -326,7 +326,8 @@ class WaterDemo:
         self.services[name] = svc
         return svc
 
-    async def _launch(self, name: str) -> ServiceProcess:
+    async def launch(self, name: str) -> ServiceProcess:
+        """Start water service ``name`` (one of SERVICES) and wait until it is ready."""
         extra: list[str] = []
         if name == "dashboard":  # the page is served on the dashboard's HTTP port
             extra = ["--http-host", self.options.host, "--http-port", str(self.options.dashboard_port)]
