@@ -48,7 +48,8 @@ async def test_bus_over_nats(nats_server: EmbeddedNatsServer, fast: bool) -> Non
                 await asyncio.sleep(0.01)
 
         await asyncio.wait_for(wait(), 5)
-        assert got[:50] == list(range(50)) and "s" in got and ("sync", "p") in got
+        assert [x for x in got if isinstance(x, int)] == list(range(50))  # in order per subscription
+        assert "s" in got and ("sync", "p") in got
         assert isinstance(w.transport, NatsTransport) and w.transport.nc.stats["in_msgs"] >= 53
 
 
@@ -56,7 +57,7 @@ async def test_connect_failure_is_a_clear_error() -> None:
     from sereca.bus import BusError
     from sereca.bus.nats_server import free_port
 
-    t = NatsTransport(f"nats://127.0.0.1:{free_port()}", connect_timeout=0.3, max_reconnect_attempts=0)
+    t = NatsTransport(f"nats://127.0.0.1:{free_port()}", connect_timeout=0.5, max_reconnect_attempts=1)
     with pytest.raises(BusError, match="cannot connect to NATS"):
         await asyncio.wait_for(t.start(), 10)
     await t.close()
