@@ -41,14 +41,14 @@ async def test_bus_over_nats(nats_server: EmbeddedNatsServer, fast: bool) -> Non
             await gw.publish("orders", i)
         await gw.send("orders", "s")
         await gw.publish("sensors.a", "p")
-        assert (await asyncio.wait_for(gw.request("orders", 21, timeout=2), 5)).body == 42
+        assert (await asyncio.wait_for(gw.request("orders", 1000, timeout=2), 5)).body == 2000
 
         async def wait() -> None:
             while len(got) < 53:
                 await asyncio.sleep(0.01)
 
         await asyncio.wait_for(wait(), 5)
-        assert [x for x in got if isinstance(x, int)] == list(range(50))  # in order per subscription
+        assert [x for x in got if isinstance(x, int) and x < 1000] == list(range(50))  # in order per subscription
         assert "s" in got and ("sync", "p") in got
         assert isinstance(w.transport, NatsTransport) and w.transport.nc.stats["in_msgs"] >= 53
 
