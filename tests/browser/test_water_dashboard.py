@@ -71,7 +71,10 @@ async def test_dashboard_shows_live_values_and_the_leak_alert(browser: Any, tmp_
     try:
         assert demo.dashboard_url and demo.scenario
         leak = demo.scenario.leaks[0]
-        text = lambda css: browser.find_element(By.CSS_SELECTOR, css).text  # noqa: E731
+
+        def text(css: str) -> str:
+            found = browser.find_elements(By.CSS_SELECTOR, css)  # [] until rendered: no exception
+            return found[0].text if found else ""
 
         await asyncio.to_thread(browser.get, demo.dashboard_url)
         await _until(lambda: text("#conn") == "bus: connected", "the bus bridge to connect")
@@ -86,8 +89,8 @@ async def test_dashboard_shows_live_values_and_the_leak_alert(browser: Any, tmp_
 
         sensor = "pressure.n1"
         cell = f'#sensors tr[data-sensor="{sensor}"] td:nth-child(2)'
-        first = await _until(lambda: (v := text(cell)) != "-" and v, "a live value")
-        await _until(lambda: text(cell) not in ("-", first), f"{sensor} to change from {first}")
+        first = await _until(lambda: (v := text(cell)) not in ("", "-") and v, "a live value")
+        await _until(lambda: text(cell) not in ("", "-", first), f"{sensor} to change from {first}")
         assert int(text("#reading-count")) > 0
 
         rows = await _until(

@@ -13,10 +13,16 @@ from sereca.apps.water.demo import DemoOptions, WaterDemo, default_scenario
 T = 120.0  # bound on the whole startup (a fresh machine builds the detector's reference model once)
 
 
+@pytest.fixture(scope="session")
+def water_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One detector reference-model cache for the session (building it takes seconds)."""
+    return tmp_path_factory.mktemp("water-cache")
+
+
 @pytest.fixture
-async def demo() -> AsyncIterator[WaterDemo]:
+async def demo(water_cache: Path) -> AsyncIterator[WaterDemo]:
     """The shipped demo scenario replayed as fast as the bus takes it."""
-    deployment = WaterDemo(DemoOptions(scenario=default_scenario(), speed=0))
+    deployment = WaterDemo(DemoOptions(scenario=default_scenario(), speed=0, cache_dir=water_cache))
     await asyncio.wait_for(deployment.start(), T)
     try:
         yield deployment
