@@ -570,7 +570,8 @@ class EventBus:
         """Register ``handler`` for ``address`` (a concrete address, a granted pattern, or a sub-pattern of one).
 
         The handler receives every ``publish``, and its share of ``send`` and
-        ``request`` messages.  It may be a coroutine function.
+        ``request`` messages.  It may be a coroutine function.  Returns once the
+        broker has registered the subscriptions.
         """
         if not self._started:
             raise BusClosed("event bus is not started; use `async with bus:` or `await bus.start()`")
@@ -610,4 +611,5 @@ class EventBus:
             raise
         consumer = Consumer(self, address, subs)
         self._consumers.append(consumer)
+        await self.transport.flush()  # when consumer() returns, the broker knows the subscriptions
         return consumer

@@ -61,3 +61,21 @@ async def test_connect_failure_is_a_clear_error() -> None:
     with pytest.raises(BusError, match="cannot connect to NATS"):
         await asyncio.wait_for(t.start(), 10)
     await t.close()
+
+
+@pytest.mark.parametrize("fast", [True, False])
+async def test_consumer_is_registered_when_consumer_returns(nats_server: EmbeddedNatsServer, fast: bool) -> None:
+    """nats-py 2.16 can answer flush() before earlier SUBs reach the server; consumer() must not."""
+    for _ in range(25):
+        root = os.urandom(32)
+        gw = EventBus(Keyring.for_service(root, demo_section(), "gateway"),
+                      NatsTransport(nats_server.url, fast_dispatch=fast), Identity("gateway"))
+        w = EventBus(Keyring.for_service(root, demo_section(), "worker"),
+                     NatsTransport(nats_server.url, fast_dispatch=fast), Identity("worker"))
+        async with gw, w:
+
+            async def echo(m: Message) -> None:
+                await m.reply(m.body)
+
+            await w.consumer("orders", echo)
+            assert (await asyncio.wait_for(gw.request("orders", 7, timeout=2), 5)).body == 7

@@ -117,7 +117,8 @@ class _Direct:
 
 
 _CONNECTED = _NatsClient.CONNECTED
-_LEAN_OK = all(hasattr(_NatsClient, a) for a in ("_process_msg", "_flush_pending", "_send_command"))
+_PING = b"PING\r\n"
+_LEAN_OK = all(hasattr(_NatsClient, a) for a in ("_process_msg", "_flush_pending", "_send_command", "_send_ping"))
 
 
 class _DispatchingClient(_NatsClient):
@@ -135,6 +136,16 @@ class _DispatchingClient(_NatsClient):
         self.stats["in_msgs"] += 1
         self.stats["in_bytes"] += len(data)
         direct.push(data, reply)
+
+    async def _send_ping(self, future: asyncio.Future[Any] | None = None) -> None:
+        """nats-py 2.16 writes PING straight to the socket, ahead of commands still in its pending
+        buffer, so ``flush()`` could return before earlier SUBs reached the server; queue it instead."""
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+        self._pongs.append(future)
+        self._pending.append(_PING)
+        self._pending_data_size += len(_PING)
+        await self._flush_pending()
 
     async def sereca_publish(self, subject: str, payload: bytes) -> None:
         """``publish(subject, payload)`` for the bus's own (pre-validated, hashed) subjects.
@@ -287,8 +298,11 @@ class NatsTransport(Transport):
         return msg.data
 
     async def flush(self, timeout: float = 5.0) -> None:
+        nc = self.nc
         try:
-            await self.nc.flush(timeout=timeout)
+            await nc.flush(timeout=timeout)
+            if not isinstance(nc, _DispatchingClient):
+                await nc.flush(timeout=timeout)  # see _DispatchingClient._send_ping: the first PONG may be early
         except nats.errors.TimeoutError:
             raise TransportTimeout("flush") from None
 
