@@ -66,7 +66,7 @@ async def test_connect_failure_is_a_clear_error() -> None:
 @pytest.mark.parametrize("fast", [True, False])
 async def test_consumer_is_registered_when_consumer_returns(nats_server: EmbeddedNatsServer, fast: bool) -> None:
     """nats-py 2.16 can answer flush() before earlier SUBs reach the server; consumer() must not."""
-    for _ in range(25):
+    for _ in range(60):
         root = os.urandom(32)
         gw = EventBus(Keyring.for_service(root, demo_section(), "gateway"),
                       NatsTransport(nats_server.url, fast_dispatch=fast), Identity("gateway"))
