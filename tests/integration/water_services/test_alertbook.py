@@ -76,3 +76,26 @@ async def test_replay_paces_by_speed_and_skips_missing_values() -> None:
 def test_replay_rejects_mismatched_shapes() -> None:
     with pytest.raises(ValueError):
         Replay(np.array([0.0]), ["a", "b"], np.zeros((2, 2)))
+
+
+def test_mqtt_messages_are_checked() -> None:
+    from sereca.apps.water.errors import SensorMessageError, WaterConfigError
+    from sereca.apps.water.services.mqtt_source import _Batcher, parse_message, parse_url
+
+    assert parse_url("mqtt://broker:1884/sensors/#") == ("broker", 1884, "sensors/#")
+    for bad in ("http://x/y", "mqtt://host", "mqtt:///topic"):
+        with pytest.raises(WaterConfigError):
+            parse_url(bad)
+    assert parse_message(b'{"t": 300, "values": {"pressure.n1": 29.5}}') == (300.0, {"pressure.n1": 29.5})
+    assert parse_message(b'{"t": 300, "sensor": "flow.p1", "value": 2}') == (300.0, {"flow.p1": 2.0})
+    for bad in (b"nope", b"[1]", b'{"values": {}}', b'{"t": "x", "values": {}}', b'{"t": 1, "values": {"a": NaN}}',
+                b'{"t": 1, "sensor": "a", "value": true}', b'{"t": 1}'):
+        with pytest.raises(SensorMessageError):
+            parse_message(bad)
+    batcher = _Batcher()
+    assert batcher.add(0.0, {"a": 1.0}) is None
+    assert batcher.add(0.0, {"b": 2.0}) is None
+    step = batcher.add(300.0, {"a": 3.0})
+    assert step is not None and step.t == 0.0 and step.values == {"a": 1.0, "b": 2.0}
+    last = batcher.take()
+    assert last is not None and last.values == {"a": 3.0} and batcher.take() is None

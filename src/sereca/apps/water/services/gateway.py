@@ -40,6 +40,7 @@ class Gateway:
         self.leaks_active = m.gauge("water_gateway_leaks_active", "Scenario leaks active at the simulated time")
         self.done = m.gauge("water_gateway_replay_done", "1 once the whole simulation has been replayed")
         self.steps_total = m.gauge("water_gateway_steps", "Time steps in the replayed simulation")
+        self.rejected = m.counter("water_gateway_rejected_total", "Malformed MQTT sensor messages dropped")
         self.task: asyncio.Task[None] | None = None
         self.seq = 0
         self.leaks: list = []
@@ -51,9 +52,11 @@ class Gateway:
         if source == "simulation":
             await self._start_simulation()
         elif source == "mqtt":
-            from sereca.apps.water.services.mqtt_source import forward
+            from sereca.apps.water.services.mqtt_source import parse_url
 
-            self.task = asyncio.create_task(forward(params.get(config.MQTT_URL) or "", self.emit), name="mqtt")
+            url = params.get(config.MQTT_URL) or ""
+            parse_url(url)  # a bad URL fails the start, in one line
+            self.task = asyncio.create_task(self._forward(url), name="mqtt")
         else:
             raise WaterConfigError(f"parameter {config.SOURCE}={source!r}: use 'simulation' or 'mqtt'")
 
@@ -105,6 +108,18 @@ class Gateway:
             return
         self.done.set(1)
         self.svc.logger.info("replay finished: %d steps published", self.seq)
+
+    async def _forward(self, url: str) -> None:
+        from sereca.apps.water.services.mqtt_source import forward
+
+        try:
+            await forward(url, self.emit, on_error=lambda exc: self.rejected.inc())
+        except asyncio.CancelledError:
+            raise
+        except SerecaError as exc:
+            self.svc.logger.error("MQTT source stopped: %s", exc)
+        except Exception:
+            self.svc.logger.exception("MQTT source stopped")
 
     async def emit(self, step: Step) -> None:
         batch = ReadingBatch(t=step.t, seq=self.seq, sent=time.time(), values=step.values)
