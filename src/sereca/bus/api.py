@@ -482,8 +482,10 @@ class EventBus:
             nonce = (route.nonce_base ^ seq).to_bytes(12, "big")
             pt = (encode_headers(headers) if headers else b"\x00\x00") + self.codec.encode(body)
             self.metrics.sent += 1
-            await self._publish(route.subjects[MODE_ALL],
-                                head + nonce + route.aead.encrypt(nonce, pt, head + route.addr_ad))
+            pending = self._publish(route.subjects[MODE_ALL],
+                                    head + nonce + route.aead.encrypt(nonce, pt, head + route.addr_ad))
+            if pending is not None:
+                await pending
             return
         data = self._seal(route, E.KIND_PUBLISH, encode_headers(headers) + self.codec.encode(body))
         await self._emit(route, MODE_ALL, E.KIND_PUBLISH, data)
@@ -502,7 +504,9 @@ class EventBus:
             await self.transport.publish_durable(route.stream, route.stream_subjects, route.subjects[mode], data,
                                                  msg_id)
         else:
-            await self._publish(route.subjects[mode], data)
+            pending = self._publish(route.subjects[mode], data)
+            if pending is not None:
+                await pending
 
     async def request(self, address: str, body: Any, headers: dict[str, str] | None = None, *,
                       timeout: float = 5.0) -> Message:

@@ -44,8 +44,11 @@ class Transport(ABC):
     async def publish(self, subject: str, data: bytes, reply: str = "") -> None:
         """Fire and forget; may buffer (see :meth:`flush`)."""
 
-    def publisher(self) -> Callable[[str, bytes], Awaitable[None]]:
-        """The cheapest callable doing :meth:`publish` without a reply subject (valid after :meth:`start`)."""
+    def publisher(self) -> Callable[[str, bytes], Awaitable[None] | None]:
+        """The cheapest callable doing :meth:`publish` without a reply subject (valid after :meth:`start`).
+
+        It returns None when the message is buffered, or an awaitable the caller must await.
+        """
         return self.publish
 
     @abstractmethod

@@ -7,7 +7,7 @@ import contextlib
 import os
 import ssl
 import tempfile
-from typing import Any
+from typing import Any, Awaitable
 
 import collections
 import logging
@@ -147,16 +147,17 @@ class _DispatchingClient(_NatsClient):
         self._pending_data_size += len(_PING)
         await self._flush_pending()
 
-    async def sereca_publish(self, subject: str, payload: bytes) -> None:
+    def sereca_publish(self, subject: str, payload: bytes) -> Awaitable[None] | None:
         """``publish(subject, payload)`` for the bus's own (pre-validated, hashed) subjects.
 
-        Skips nats-py's per-call subject validation and command formatting;
-        whenever the client is not plainly connected it defers to ``publish``
-        so buffering during reconnects, drain and close behave exactly as in nats-py.
+        Skips nats-py's per-call subject validation and command formatting, and
+        returns None once the command is buffered (an awaitable only when the
+        flusher must be kicked); whenever the client is not plainly connected it
+        defers to ``publish`` so buffering during reconnects, drain and close
+        behave exactly as in nats-py.
         """
         if self._status != _CONNECTED or len(payload) > self._max_payload:
-            await self.publish(subject, payload)
-            return
+            return self.publish(subject, payload)
         cmd = b"PUB %s %d\r\n%s\r\n" % (subject.encode(), len(payload), payload)
         stats = self.stats
         stats["out_msgs"] += 1
@@ -164,9 +165,10 @@ class _DispatchingClient(_NatsClient):
         self._pending.append(cmd)
         self._pending_data_size += len(cmd)
         if self._max_pending_size > 0 and self._pending_data_size > self._max_pending_size:
-            await self._flush_pending(force_flush=True)
-        elif self._flush_queue is not None and self._flush_queue.empty():
-            await self._flush_pending()
+            return self._flush_pending(force_flush=True)
+        if self._flush_queue is not None and self._flush_queue.empty():
+            return self._flush_pending()
+        return None
 
 
 class _NatsSub(Subscription):
