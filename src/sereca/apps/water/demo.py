@@ -253,12 +253,18 @@ class WaterDemo:
     def _load_scenario(self) -> None:
         from sereca.apps.water.network import load_network
 
+        from sereca.apps.water.services.autoscenario import scenario_for
+
         opts = self.options
-        path = opts.scenario or default_scenario()
-        scenario = load_scenario(path)
+        scenario = load_scenario(opts.scenario or default_scenario())
+        net = None
         if opts.network and opts.network != scenario.network:
-            scenario = scenario.model_copy(update={"network": opts.network})
-        net = load_network(scenario.network)  # fails early, in one line, on unknown names and elements
+            net = load_network(opts.network)
+            if opts.scenario is None:  # the shipped scenario is L-Town's: make one for this network
+                scenario = scenario_for(net)
+            else:
+                scenario = scenario.model_copy(update={"network": opts.network})
+        net = net or load_network(scenario.network)  # fails early, in one line, on unknown names and elements
         net.validate_sensors(scenario.sensors)
         net.validate_pipes([leak.pipe for leak in scenario.leaks])
         self.scenario = scenario
