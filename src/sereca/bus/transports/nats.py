@@ -7,10 +7,7 @@ import contextlib
 import os
 import ssl
 import tempfile
-from typing import Any, Awaitable
-
-import collections
-import logging
+from typing import Any
 
 import nats
 import nats.errors
@@ -59,117 +56,9 @@ def client_tls_context(ca_pem: str, cert_chain_pem: str | None = None, key_pem: 
     return ctx
 
 
-log = logging.getLogger("sereca.bus.nats")
-
-
-class _Direct:
-    """Lean per-subscription delivery: the reader appends raw (data, reply) to a deque, one task drains it.
-
-    This replaces nats-py's per-message ``Msg`` object and ``asyncio.Queue``
-    for bus subscriptions (the only other change to the reader's behaviour).
-    """
-
-    __slots__ = ("cb", "q", "wake", "task", "limit", "dropped", "idle")
-
-    def __init__(self, cb: Callback, limit: int) -> None:
-        self.cb = cb
-        self.q: collections.deque[tuple[bytes, bytes]] = collections.deque()
-        self.wake = asyncio.Event()
-        self.limit = limit
-        self.dropped = 0
-        self.idle = False
-        self.task = asyncio.get_running_loop().create_task(self._run())
-
-    def push(self, data: bytes, reply: bytes) -> None:
-        if len(self.q) >= self.limit:
-            self.dropped += 1  # slow consumer: like nats-py, drop rather than grow without bound
-            if self.dropped == 1 or self.dropped % 10_000 == 0:
-                log.warning("bus consumer too slow: %d messages dropped (more than %d waiting)", self.dropped,
-                            self.limit)
-            return
-        self.q.append((data, reply))
-        if self.idle:
-            self.idle = False
-            self.wake.set()
-
-    async def _run(self) -> None:
-        q, cb, wake = self.q, self.cb, self.wake
-        sync = getattr(cb, "sync_call", None)  # optional: returns None or an awaitable (see EventBus)
-        while True:
-            if not q:
-                self.idle = True
-                await wake.wait()
-                wake.clear()
-            while q:
-                data, reply = q.popleft()
-                try:
-                    if sync is None:
-                        await cb(data, reply.decode() if reply else "")
-                        continue
-                    pending = sync(data, reply.decode() if reply else "")
-                    if pending is not None:
-                        try:
-                            await pending
-                        except Exception as exc:
-                            await cb.on_error(exc)  # type: ignore[attr-defined]
-                except Exception as exc:  # a callback error must not end the subscription
-                    log.warning("bus subscription callback raised %r", exc)
-
-
-_CONNECTED = _NatsClient.CONNECTED
-_PING = b"PING\r\n"
-_LEAN_OK = all(hasattr(_NatsClient, a) for a in ("_process_msg", "_flush_pending", "_send_command", "_send_ping"))
-
-
-class _DispatchingClient(_NatsClient):
-    """nats-py client whose bus subscriptions skip the per-message Msg/Queue machinery."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sereca_direct: dict[int, _Direct] = {}
-
-    async def _process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes) -> None:
-        direct = self.sereca_direct.get(sid)
-        if direct is None or headers:
-            await super()._process_msg(sid, subject, reply, data, headers)
-            return
-        self.stats["in_msgs"] += 1
-        self.stats["in_bytes"] += len(data)
-        direct.push(data, reply)
-
-    async def _send_ping(self, future: asyncio.Future[Any] | None = None) -> None:
-        """nats-py 2.16 writes PING straight to the socket, ahead of commands still in its pending
-        buffer, so ``flush()`` could return before earlier SUBs reached the server; queue it instead."""
-        if future is None:
-            future = asyncio.get_running_loop().create_future()
-        self._pongs.append(future)
-        self._pending.append(_PING)
-        self._pending_data_size += len(_PING)
-        await self._flush_pending()
-
-    def sereca_publish(self, subject: str, payload: bytes) -> Awaitable[None] | None:
-        """``publish(subject, payload)`` for the bus's own (pre-validated, hashed) subjects.
-
-        Skips nats-py's per-call subject validation and command formatting, and
-        returns None once the command is buffered (an awaitable only when the
-        flusher must be kicked); whenever the client is not plainly connected it
-        defers to ``publish`` so buffering during reconnects, drain and close
-        behave exactly as in nats-py.
-        """
-        if self._status != _CONNECTED or len(payload) > self._max_payload:
-            return self.publish(subject, payload)
-        cmd = b"PUB %s %d\r\n%s\r\n" % (subject.encode(), len(payload), payload)
-        stats = self.stats
-        stats["out_msgs"] += 1
-        stats["out_bytes"] += len(payload)
-        self._pending.append(cmd)
-        self._pending_data_size += len(cmd)
-        if self._max_pending_size > 0 and self._pending_data_size > self._max_pending_size:
-            return self._flush_pending(force_flush=True)
-        if self._flush_queue is not None and self._flush_queue.empty():
-            return self._flush_pending()
-        return None
-
+from sereca.bus.transports.nats_fast import LEAN_OK as _LEAN_OK
+from sereca.bus.transports.nats_fast import Direct as _Direct
+from sereca.bus.transports.nats_fast import DispatchingClient as _DispatchingClient
 
 class _NatsSub(Subscription):
     def __init__(self, sub: Any, client: Any = None, direct: _Direct | None = None) -> None:
