@@ -350,6 +350,8 @@ class EventBus:
         self.transport = transport
         self.identity = identity
         self.codec: Codec = codec or MsgpackCodec()
+        self._msgpack = type(self.codec) is MsgpackCodec  # bytes bodies encode the same whatever its hooks
+        self._bin_prefix: dict[int, bytes] = {}
         self.metrics = metrics or BusMetrics()
         self.durable_ack_wait = durable_ack_wait
         self._guard_args = (replay_window, max_age, durable_max_age, max_skew)
@@ -480,10 +482,18 @@ class EventBus:
             # nonce: the route's random 96-bit base XOR the sequence number (unique per key, no syscall);
             # only this publish path uses counter nonces, every other message gets a random nonce
             nonce = (route.nonce_base ^ seq).to_bytes(12, "big")
-            pt = (encode_headers(headers) if headers else b"\x00\x00") + self.codec.encode(body)
+            if type(body) is bytes and not headers and self._msgpack:
+                prefix = self._bin_prefix.get(len(body))  # no headers + msgpack bin header, cached by size
+                if prefix is None:
+                    prefix = b"\x00\x00" + self.codec.encode(b"\x00" * len(body))[:-len(body) or None]
+                    if len(self._bin_prefix) < 1024:
+                        self._bin_prefix[len(body)] = prefix
+                pt = prefix + body
+            else:
+                pt = (encode_headers(headers) if headers else b"\x00\x00") + self.codec.encode(body)
             self.metrics.sent += 1
             pending = self._publish(route.subjects[MODE_ALL],
-                                    head + nonce + route.aead.encrypt(nonce, pt, head + route.addr_ad))
+                                    b"".join((head, nonce, route.aead.encrypt(nonce, pt, head + route.addr_ad))))
             if pending is not None:
                 await pending
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import pytest
@@ -304,3 +305,14 @@ async def test_route_cache_eviction_keeps_sequence_numbers_fresh(make_bus: Any) 
     await gw.send("orders", 3)
     await until(lambda: len(got) == 3)
     assert got == sorted(set(got)) and w.metrics.rejected["replayed"] == 0
+
+
+async def test_bytes_bodies_of_every_msgpack_size_class(make_bus: Any) -> None:
+    gw, w = await make_bus("gateway"), await make_bus("worker")
+    got: list[Any] = []
+    await w.consumer("orders", lambda m: got.append(m.body))
+    bodies = [b"", b"x", b"y" * 255, b"z" * 256, os.urandom(65535), os.urandom(65536), "text", b"again"]
+    for body in bodies:
+        await gw.publish("orders", body)
+    await until(lambda: len(got) == len(bodies))
+    assert got == bodies
