@@ -36,6 +36,7 @@ from pydantic import (
     model_validator,
 )
 
+from sereca.bus.keys import patterns_overlap
 from sereca.cas.errors import ManifestError
 from sereca.cas.templates import TemplateError, parse_template
 
@@ -584,6 +585,13 @@ def _semantic_problems(m: Manifest, known: dict[str, set[str]]) -> Iterator[str]
             for svc_name in getattr(rule, action):
                 if svc_name not in known["services"]:
                     yield f"bus.addresses.{address}.{action}: unknown service '{svc_name}'"
+    # Each concrete address must take its key and subject from exactly one entry.
+    valid = [a for a in m.bus.addresses if check_address(a) is None]
+    for i, a in enumerate(valid):
+        for b in valid[i + 1:]:
+            if patterns_overlap(a, b):
+                yield (f"bus.addresses.{b}: overlaps '{a}' (some address matches both); "
+                       "make the patterns disjoint")
     for name, user in m.users.items():
         for role in user.roles:
             if role not in known["roles"]:

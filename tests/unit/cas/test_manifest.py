@@ -148,3 +148,13 @@ def test_arbitrary_documents_never_crash(doc: object) -> None:
         assert exc.problems and all(isinstance(p, str) and ": " in p for p in exc.problems)
     else:
         assert isinstance(result, Manifest)
+
+
+def test_overlapping_bus_entries_are_refused() -> None:
+    bad = GOOD.replace(
+        "    alerts.>: {consume: [detector], durable: true, epoch: 2}\n",
+        "    alerts.>: {consume: [detector], durable: true, epoch: 2}\n    alerts.high: {consume: [detector]}\n",
+    )
+    got = problems(bad)
+    assert any(p.startswith("bus.addresses.alerts.high: overlaps 'alerts.>'") for p in got), got
+    load_manifest(GOOD.replace("alerts.>", "alerts.*"))  # disjoint patterns are fine
