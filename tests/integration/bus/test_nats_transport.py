@@ -79,3 +79,34 @@ async def test_consumer_is_registered_when_consumer_returns(nats_server: Embedde
 
             await w.consumer("orders", echo)
             assert (await asyncio.wait_for(gw.request("orders", 7, timeout=2), 5)).body == 7
+
+
+async def test_bus_rides_out_a_broker_restart(tmp_path: Any) -> None:
+    """Once connected, a bus survives the broker going away for a few seconds."""
+    from sereca.bus.nats_server import free_port
+
+    port = free_port()
+    root = os.urandom(32)
+    server = EmbeddedNatsServer(port=port, jetstream=False, workdir=tmp_path / "a").start()
+    got: list[Any] = []
+
+    def bus(service: str) -> EventBus:
+        return EventBus(Keyring.for_service(root, demo_section(), service),
+                        NatsTransport(server.url), Identity(service))
+
+    try:
+        async with bus("gateway") as gw, bus("worker") as w:
+            await w.consumer("orders", lambda m: got.append(m.body))
+            server.stop()
+            await asyncio.sleep(3)  # longer than the old 10 x 0.5 s reconnect budget would allow after backoff
+            server = EmbeddedNatsServer(port=port, jetstream=False, workdir=tmp_path / "b").start()
+
+            async def delivered() -> None:
+                while "after" not in got:
+                    await gw.publish("orders", "after")
+                    await asyncio.sleep(0.2)
+
+            await asyncio.wait_for(delivered(), 20)
+            assert not gw.transport.nc.is_closed and not w.transport.nc.is_closed
+    finally:
+        server.stop()

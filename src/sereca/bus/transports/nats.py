@@ -135,6 +135,10 @@ class NatsTransport(Transport):
             nc = _DispatchingClient() if self._fast else _NatsClient()
             await asyncio.wait_for(nc.connect(self.servers, allow_reconnect=True, **opts),
                                    self._connect_timeout * 2 + 1)
+            # Fail fast on the first connect (few attempts, above), but ride out a broker
+            # restart once connected: about a minute of retries before giving up.
+            if "max_reconnect_attempts" not in self._options:
+                nc.options["max_reconnect_attempts"] = 120
             self._nc = nc
         except (nats.errors.Error, OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
             raise BusError(f"cannot connect to NATS at {self.servers}: {exc!r}; check the URL, that the server "
