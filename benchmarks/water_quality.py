@@ -33,23 +33,32 @@ SIZES = {"small": (0.008, 0.012), "medium": (0.012, 0.02), "large": (0.02, 0.03)
 
 
 def random_leaks(net: Network, n: int, days: float, rng: np.random.Generator) -> list[Leak]:
-    """``n`` leaks on distinct pipes: half abrupt, half incipient; small/medium/large in turn."""
+    """``n`` leaks on distinct pipes: abrupt and incipient in turn, small/medium/large in turn.
+
+    Starts are spread over [day 2, end - 1 day] (one random start per equal slot, so
+    leaks overlap as they do in practice but do not all pile up); most leaks are
+    repaired 2-6 days after they start (a utility repairs what it finds), the rest
+    run to the end. Incipient leaks grow to full size over 1-3 days.
+    """
     pipes = [p for p in net.wn.pipe_name_list if net.wn.get_link(p).length > 5.0]
     chosen = rng.choice(len(pipes), size=n, replace=False)
-    horizon = days * 86400.0
+    first, last = 2 * 86400.0, days * 86400.0 - 86400.0
+    slot = (last - first) / n
+    order = rng.permutation(n)
     leaks = []
     for i, idx in enumerate(chosen):
         kind = "abrupt" if i % 2 == 0 else "incipient"
         low, high = list(SIZES.values())[i % 3]
-        start = float(rng.uniform(2 * 86400.0, horizon - 2 * 86400.0))
+        start = first + (order[i] + float(rng.uniform(0, 1))) * slot
         start = round(start / 300.0) * 300.0
-        duration = float(rng.uniform(2, 12)) * 86400.0
-        end = start + duration if rng.random() < 0.6 and start + duration < horizon else None
-        leak: dict[str, Any] = {"pipe": pipes[idx], "start": start, "end": end, "diameter": round(float(rng.uniform(low, high)), 4),
-                                "type": kind}
+        end = start + float(rng.uniform(2, 6)) * 86400.0 if rng.random() < 0.75 else None
+        if end is not None and end >= days * 86400.0:
+            end = None
+        leak: dict[str, Any] = {"pipe": pipes[idx], "start": start, "end": end,
+                                "diameter": round(float(rng.uniform(low, high)), 4), "type": kind}
         if kind == "incipient":
-            ramp = float(rng.uniform(1, 5)) * 86400.0
-            leak["peak"] = min(start + ramp, end if end is not None else horizon)
+            horizon_end = end if end is not None else days * 86400.0
+            leak["peak"] = min(start + float(rng.uniform(1, 3)) * 86400.0, horizon_end)
         leaks.append(Leak(**leak))
     return leaks
 

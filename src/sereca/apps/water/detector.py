@@ -1,32 +1,38 @@
 """Streaming leak detection and localisation.
 
-Method (details and parameter guidance in docs/water.md):
+Method (details, parameters and measured quality in docs/water.md):
 
 1. **Residuals against a leak-free model.** For each time step the
    :class:`~sereca.apps.water.reference.ConditionedModel` gives every sensor's
-   expected value (EPANET, demand patterns at that time, measured tank levels
-   and pump states). residual = reading - expected.
-2. **Adapted to noise.** During ``warmup`` the detector learns each sensor's
-   bias (median residual) and noise (1.4826 x MAD); afterwards residuals are
-   standardised, ``z = (r - bias - explained) / sigma``, and clipped to
-   ``+-z_clip`` so single outliers cannot raise an alarm.
-3. **CUSUM per sensor**, one-sided in the direction a leak pushes it
-   (pressure down, flow magnitude up): ``S = max(0, S + d*z - k)``; an alarm
-   when some ``S > h``.
-4. **Localisation by pressure sensitivity.** After a CUSUM crosses, the
-   detector keeps collecting for ``localise_delay``; the mean standardised
-   residual vector over the CUSUM run plus that delay is compared (cosine
-   similarity) with each row of the sensitivity matrix (the change of each
-   sensor for a leak at each junction); the alarm names the best junction's
-   longest pipe.
-5. **Known leaks join the model.** A localised leak becomes an EPANET
-   emitter at its junction in the reference model; its size is re-estimated
-   every step (a least-mean-squares step along the sensitivity rows of the
-   known leaks, gain ``size_gain``). The model then predicts how the leak's
-   effect swings with demand, so a leak that stays or grows (incipient) does
-   not alarm again, while a new leak elsewhere still does. CUSUMs are frozen
-   for ``holdoff`` after a detection while the size settles. A repaired
-   leak's size falls to zero and it is forgotten after a day.
+   expected value (EPANET steady state with the demand patterns at that time
+   and the *measured* tank levels and pump states). residual = reading -
+   expected.
+2. **Adapted to noise and to slow change.** During ``warmup`` the detector
+   learns each sensor's noise (1.4826 x MAD of the residual) and bias
+   (median). Afterwards the bias follows the residual slowly (exponential
+   average, time constant ``baseline_tau``), which absorbs slow model drift
+   and what a known leak's model leaves unexplained, but not the step a new
+   leak causes. ``z = (residual - bias) / sigma``, clipped to ``+-z_clip`` for
+   the CUSUMs so that single outliers cannot raise an alarm.
+3. **CUSUM per leak hypothesis** (``statistic="signature"``, default): for
+   every candidate junction the standardised residual vector is projected on
+   that junction's standardised leak signature (a matched filter pooling all
+   sensors, from the sensitivity matrix), and a one-sided CUSUM
+   ``C = max(0, C + projection - k)`` runs on it; an alarm when some ``C > h``.
+   ``statistic="sensor"`` runs one CUSUM per sensor instead (pressure down,
+   flow magnitude up).
+4. **Localisation by pressure sensitivity.** After a crossing the detector
+   keeps collecting for ``localise_delay``; the mean standardised residual
+   over the CUSUM run plus that delay is compared (cosine similarity) with
+   every junction's leak signature; the alarm names the best junction's
+   longest pipe. A detection matching no signature better than
+   ``min_confidence`` is dropped as noise.
+5. **Known leaks join the model.** A localised leak becomes an EPANET emitter
+   at its junction, sized from the residual, so the model predicts how its
+   effect swings with demand over the day; CUSUMs are frozen for ``holdoff``
+   while the bias settles (with the faster time constant ``holdoff_tau``).
+   A later detection that localises within ``merge_distance`` of a known leak
+   is the same leak growing (incipient): its size is increased, no new alarm.
 """
 
 from __future__ import annotations
@@ -40,19 +46,17 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from scipy.optimize import nnls
 
 from sereca.apps.water.errors import WaterConfigError
 from sereca.apps.water.models import Hydraulics, Seconds, SensorSet
 from sereca.apps.water.network import Network, load_network
 from sereca.apps.water.reference import ConditionedModel, ReferenceData, load_or_build_reference
 
-_KNOWN_LEAK_MAX = 16
-_KNOWN_LEAK_FORGET_S = 86400.0
+_KNOWN_LEAK_MAX = 32
 
 
 class DetectorParams(BaseModel):
-    """Tuning of the detector (all optional)."""
+    """Tuning of the detector (all optional; defaults tuned on L-Town, see docs/water.md)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -60,24 +64,30 @@ class DetectorParams(BaseModel):
     horizon: Seconds = Field(default=7 * 86400.0, description="s of leak-free run for unmeasured tanks/pumps")
     warmup: Seconds = Field(default=86400.0, description="s of leak-free readings to learn bias and noise")
     statistic: Literal["signature", "sensor"] = Field(
-        default="signature",
-        description="CUSUM on each junction's matched leak signature, or on each sensor alone")
-    k: float = Field(default=0.5, ge=0, description="CUSUM allowance, in standard deviations")
+        default="signature", description="CUSUM per junction's matched leak signature, or per sensor")
+    k: float = Field(default=1.0, ge=0, description="CUSUM allowance, in standard deviations")
     h: float = Field(default=12.0, gt=0, description="CUSUM alarm threshold, in standard deviations")
     z_clip: float = Field(default=4.0, gt=0, description="standardised residuals are clipped to +-z_clip")
-    localise_delay: Seconds = Field(default=3600.0, description="s of data collected after detection before localising")
-    holdoff: Seconds = Field(default=3 * 3600.0, description="s after a detection used to learn the leak's signature")
-    size_gain: float = Field(default=0.1, gt=0, le=1, description="per-step gain of known leaks' size tracking")
+    baseline_tau: Seconds = Field(default=12 * 3600.0, gt=0, description="s, time constant of the bias")
+    localise_delay: Seconds = Field(default=3600.0, description="s of data collected after detection")
+    holdoff: Seconds = Field(default=3 * 3600.0, description="s after a detection with CUSUMs frozen")
+    holdoff_tau: Seconds = Field(default=3600.0, gt=0, description="s, time constant of the bias in holdoff")
     known_uncertainty_pressure: float = Field(
-        default=0.3, ge=0, description="relative error of a known leak's modelled pressure effect")
+        default=0.1, ge=0, description="relative error of a known leak's modelled effect on pressures")
     known_uncertainty_flow: float = Field(
-        default=0.1, ge=0, description="relative error of a known leak's modelled flow effect")
-    min_confidence: float = Field(
-        default=0.6, ge=0, le=1,
-        description="a detection whose residuals match no leak signature this well is dropped as noise")
-    signature_steps: int = Field(default=24, ge=1, description="max steps averaged for localisation")
+        default=0.2, ge=0, description="relative error of a known leak's modelled effect on flows")
+    model_known: bool = Field(default=True, description="add localised leaks to the model as emitters")
+    detect_repairs: bool = Field(
+        default=False, description="experimental: drop known leaks the readings contradict (reverse CUSUM)")
+    min_confidence: float = Field(default=0.5, ge=0, le=1,
+                                  description="detections matching no leak signature this well are dropped")
+    merge_distance: float = Field(default=300.0, ge=0,
+                                  description="m: a detection this close to a known leak is that leak growing")
+    refine_candidates: int = Field(default=80, ge=1, description="junctions re-simulated to pick the location")
+    signature_steps: int = Field(default=24, ge=1, description="max steps of CUSUM run used to localise")
     min_sigma_pressure: float = Field(default=0.005, gt=0, description="m")
-    min_sigma_flow: float = Field(default=0.02, gt=0, description="L/s")
+    min_sigma_flow: float = Field(default=0.001, gt=0, description="relative (flow residuals are relative)")
+    flow_scale_floor: float = Field(default=1.0, gt=0, description="L/s added to |flow| when scaling residuals")
     leak_diameter: float = Field(default=0.01, gt=0, description="m, emitter size for the sensitivity matrix")
     sensitivity_times: tuple[float, ...] = Field(
         default=(0.0, 8 * 3600.0, 14 * 3600.0, 20 * 3600.0),
@@ -95,9 +105,10 @@ class Alarm:
     node: str  # the candidate junction the residuals point to
     score: float  # CUSUM value / threshold (>= 1)
     confidence: float  # cosine similarity of residuals and the node's leak signature, 0..1
-    sensors: tuple[str, ...]  # sensors whose CUSUM was above h/2
+    sensors: tuple[str, ...]  # sensors that deviated most when the leak was detected
     x: float
     y: float
+    size_lps: float = 0.0  # estimated leak flow at 40 m pressure, L/s
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -109,20 +120,20 @@ class Alarm:
 class _KnownLeak:
     node_row: int
     coefficient: float  # emitter coefficient, (L/s)/m**0.5
-    last_active: float
+    alarm_time: float
+    repair_cusum: float = 0.0  # evidence that the leak's effect has gone (repaired)
 
 
 @dataclass
 class _Detection:
-    """A CUSUM crossing being analysed: localised after localise_delay, learnt after holdoff."""
+    """A CUSUM crossing under analysis: localised after localise_delay, over after holdoff."""
 
     t: float
-    top: int
     score: float
     sensors: tuple[str, ...]
     z_rows: list[np.ndarray]
-    sigma: np.ndarray
-    node_row: int | None = None
+    readings: list[tuple[float, np.ndarray]]
+    localised: bool = False
 
 
 @dataclass
@@ -130,22 +141,30 @@ class _State:
     t0: float | None = None
     last_t: float = -math.inf
     warm: list[np.ndarray] = field(default_factory=list)
+    warm_scale: list[np.ndarray] = field(default_factory=list)
+    typical_scale: np.ndarray | None = None  # of each sensor's residual unit, for the signatures
     bias: np.ndarray | None = None
     sigma: np.ndarray | None = None
-    sigma_eff: np.ndarray | None = None  # sigma widened around known leaks, this step
-    cusum: np.ndarray | None = None
-    run: np.ndarray | None = None
-    bank: np.ndarray = field(default_factory=lambda: np.zeros(0))  # CUSUM per candidate junction
+    cusum: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per sensor
+    bank: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per candidate junction
     bank_run: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    run: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     detection: _Detection | None = None
     known: list[_KnownLeak] = field(default_factory=list)
     recent: deque[np.ndarray] = field(default_factory=deque)
+    readings: deque[tuple[float, np.ndarray]] = field(default_factory=deque)  # (t, y) for localisation
     steps: int = 0
     ignored: int = 0
+    merged: int = 0
+    repaired: int = 0
+    dropped: int = 0
 
 
 class LeakDetector:
-    """Feed it readings with :meth:`update`; it returns the alarms raised at that time step."""
+    """Feed it readings with :meth:`update`; it returns the alarms raised at that time step.
+
+    Not thread-safe: one detector per stream (it holds an open EPANET project).
+    """
 
     def __init__(self, network: Network, sensors: SensorSet, params: DetectorParams,
                  reference: ReferenceData) -> None:
@@ -164,7 +183,10 @@ class LeakDetector:
         # Level sensors and pump flows are boundary conditions of the model, not evidence.
         self._detect = ~self._model.boundary & (self._is_pressure | self._is_flow)
         self._pipes: dict[int, str | None] = {}
-        self._s = _State(recent=deque(maxlen=params.signature_steps))
+        window = params.signature_steps + int(params.localise_delay // params.step) + 2
+        self._s = _State(recent=deque(maxlen=window), readings=deque(maxlen=window))
+        if not self._detect.any():
+            raise WaterConfigError("no pressure sensor and no flow sensor outside pumps: nothing to detect leaks with")
 
     @classmethod
     def from_network(cls, network: Network | str, sensors: SensorSet | list[str],
@@ -191,7 +213,7 @@ class LeakDetector:
     def update(self, timestamp: float, readings: Mapping[str, float]) -> list[Alarm]:
         """Process all readings of one time step (``sensor id -> value``); return new alarms.
 
-        Unknown sensor ids, non-numeric values and time steps older than the last one are
+        Unknown sensor ids, non-numeric values and time steps not after the last one are
         ignored and counted in :meth:`status` (the stream is untrusted input).
         """
         y = np.full(len(self.sensor_ids), np.nan)
@@ -212,44 +234,56 @@ class LeakDetector:
         if not math.isfinite(t) or t <= s.last_t:
             s.ignored += 1
             return []
+        y = np.where(np.isfinite(y), y, np.nan)
         if not np.isfinite(y).any():
             return []
         s.last_t = t
         s.steps += 1
         if s.t0 is None:
             s.t0 = t
-        expected = self._model.expected(t, y, [(k.node_row, k.coefficient) for k in s.known])
-        r = y - expected
+        leaks = [(k.node_row, k.coefficient) for k in s.known] if p.model_known else []
+        expected = self._model.expected(t, y, leaks)
+        # Flow meters err in proportion to the flow: residuals are measured in units of
+        # the current flow (plus a floor), so a busy hour is not mistaken for a leak.
+        scale = np.where(self._is_flow, np.abs(expected) + p.flow_scale_floor, 1.0)
+        r = (y - expected) / scale
         if s.bias is None:
             s.warm.append(r)
+            s.warm_scale.append(scale)
             if t - s.t0 >= p.warmup and len(s.warm) >= 3:
                 self._finish_warmup()
             return []
-        assert s.sigma is not None and s.cusum is not None and s.run is not None
-        r = np.where(np.isfinite(r), r - s.bias, np.nan)
+        assert s.sigma is not None
+        d = r - s.bias
+        seen = np.isfinite(d)
+        # The bias stands still while a detection is being localised (the residual step is
+        # the evidence), then quickly absorbs what the new leak leaves unexplained.
+        if s.detection is None:
+            rate = min(1.0, p.step / p.baseline_tau)
+        else:
+            rate = min(1.0, p.step / p.holdoff_tau) if s.detection.localised else 0.0
+        s.bias = np.where(seen, s.bias + rate * np.nan_to_num(d), s.bias)
         sigma = s.sigma
         if s.known:
-            # The modelled effect of a known leak is only roughly right near it (the leak sits
-            # at a junction, not at its true spot on a pipe, and PRVs react non-linearly):
-            # widen the noise of the sensors it affects.
-            effect = expected - self._model.expected(t, y)
+            # A known leak's modelled effect is only roughly right (it sits at a junction,
+            # not at its true spot, and its size is an estimate) and the error swings with
+            # demand: widen the noise of the sensors it affects, in proportion.
+            sizes = np.array([k.coefficient for k in s.known]) / self._ref.coefficient
+            effect = np.abs(sizes @ self._ref.sensitivity[[k.node_row for k in s.known]]) / scale
             sigma = np.sqrt(sigma**2 + (self._known_rel * effect) ** 2)
-            self._track_known(t, r, sigma)
-        s.sigma_eff = sigma
-        z = np.nan_to_num(r / sigma, nan=0.0)
-        z[~self._detect] = 0.0
-        s.recent.append(z)  # unclipped: localisation needs the true shape of the residual
+        z = np.where(seen & self._detect, np.nan_to_num(d) / sigma, 0.0)
+        s.recent.append(z)
+        s.readings.append((t, y))
         if s.detection is not None:
             return self._analyse(t, z)
         zc = np.clip(z, -p.z_clip, p.z_clip)
+        if s.known and p.model_known and p.detect_repairs:
+            self._check_repairs(zc)
         direction = np.where(self._is_pressure, -1.0, np.where(expected < 0, -1.0, 1.0))
         s.cusum = np.maximum(0.0, s.cusum + direction * zc - p.k)
         s.run = np.where(s.cusum > 0, s.run + 1, 0)
         if p.statistic == "signature":
-            # One CUSUM per leak hypothesis: the residual projected on each junction's
-            # standardised leak signature (a matched filter pooling all sensors).
-            g = self._ref.sensitivity[:, self._detect] / sigma[self._detect]
-            proj = (g @ zc[self._detect]) / np.maximum(np.linalg.norm(g, axis=1), 1e-12)
+            proj = self._signatures() @ zc[self._detect]
             s.bank = np.maximum(0.0, s.bank + proj - p.k)
             s.bank_run = np.where(s.bank > 0, s.bank_run + 1, 0)
             top = int(np.argmax(s.bank))
@@ -262,15 +296,9 @@ class LeakDetector:
         steps = int(min(max(run, 3), len(s.recent)))
         triggered = np.flatnonzero(s.cusum > p.h / 4)
         triggered = triggered[np.argsort(-s.cusum[triggered])][:8]
-        s.detection = _Detection(
-            t=t, top=top, score=value / p.h,
-            sensors=tuple(self.sensor_ids[i] for i in triggered),
-            z_rows=list(s.recent)[-steps:], sigma=sigma,
-        )
-        s.cusum[:] = 0.0
-        s.run[:] = 0
-        s.bank[:] = 0.0
-        s.bank_run[:] = 0
+        s.detection = _Detection(t=t, score=value / p.h, sensors=tuple(self.sensor_ids[i] for i in triggered),
+                                 z_rows=list(s.recent)[-steps:], readings=list(s.readings)[-steps:])
+        self._reset_cusums()
         return self._analyse(t, None)
 
     def run(self, frame: Any) -> list[Alarm]:
@@ -298,7 +326,10 @@ class LeakDetector:
             "last_time": None if s.last_t == -math.inf else s.last_t,
             "known_leaks": [self._ref.candidates[k.node_row] for k in s.known],
             "analysing": s.detection is not None,
-            "cusum_max": float(s.cusum.max()) if s.cusum is not None and len(s.cusum) else 0.0,
+            "merged_detections": s.merged,
+            "dropped_detections": s.dropped,
+            "repairs_seen": s.repaired,
+            "cusum_max": float(s.bank.max()) if s.bank.size else 0.0,
         }
 
     def close(self) -> None:
@@ -312,8 +343,23 @@ class LeakDetector:
 
     # -- internals -------------------------------------------------------------
 
+    def _signatures(self) -> np.ndarray:
+        """Unit-norm standardised leak signature of every candidate junction (rows)."""
+        if self._sig is None:
+            unit = self._unit()
+            g = self._ref.sensitivity[:, self._detect] / unit[self._detect]
+            self._sig = g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12)
+        return self._sig
+
+    _sig: np.ndarray | None = None
+
+    def _unit(self) -> np.ndarray:
+        """What one standard deviation of each sensor is, in the sensor's own units."""
+        assert self._s.sigma is not None and self._s.typical_scale is not None
+        return self._s.sigma * self._s.typical_scale
+
     def _finish_warmup(self) -> None:
-        s, p = self._s, self.params
+        s = self._s
         warm = np.vstack(s.warm)
         s.warm = []
         with np.errstate(all="ignore"):
@@ -321,25 +367,20 @@ class LeakDetector:
             mad = np.nanmedian(np.abs(warm - bias), axis=0) * 1.4826
         s.bias = np.nan_to_num(bias, nan=0.0)
         s.sigma = np.maximum(np.nan_to_num(mad, nan=1.0), self._min_sigma)
+        s.typical_scale = np.median(np.vstack(s.warm_scale), axis=0)
+        s.warm_scale = []
         n = len(self.sensor_ids)
         s.cusum = np.zeros(n)
         s.run = np.zeros(n, dtype=int)
         s.bank = np.zeros(len(self._ref.candidates))
         s.bank_run = np.zeros(len(self._ref.candidates), dtype=int)
 
-    def _track_known(self, t: float, r: np.ndarray, sigma: np.ndarray) -> None:
-        """One least-mean-squares step of the known leaks' sizes towards the current residual."""
-        s, p = self._s, self.params
-        det = self._detect & np.isfinite(r)
-        if not det.any():
-            return
-        g = self._ref.sensitivity[[k.node_row for k in s.known]][:, det] / sigma[det]  # (m, n)
-        delta, *_ = np.linalg.lstsq(g.T, r[det] / sigma[det], rcond=1e-3)
-        for k, d in zip(s.known, delta, strict=True):
-            k.coefficient = max(0.0, k.coefficient + p.size_gain * float(d) * self._ref.coefficient)
-            if k.coefficient > 0.02 * self._ref.coefficient:
-                k.last_active = t
-        s.known = [k for k in s.known if t - k.last_active < _KNOWN_LEAK_FORGET_S]
+    def _reset_cusums(self) -> None:
+        s = self._s
+        s.cusum[:] = 0.0
+        s.run[:] = 0
+        s.bank[:] = 0.0
+        s.bank_run[:] = 0
 
     def _analyse(self, t: float, z: np.ndarray | None) -> list[Alarm]:
         """Advance the detection under analysis; return its alarm once localised."""
@@ -348,43 +389,117 @@ class LeakDetector:
         assert d is not None
         if z is not None:
             d.z_rows.append(z)
+            d.readings.append(s.readings[-1])
         alarms: list[Alarm] = []
-        if d.node_row is None and t - d.t >= p.localise_delay:
+        if not d.localised and t - d.t >= p.localise_delay:
+            d.localised = True
             alarm = self._localise(t, d)
-            if alarm is None:  # no leak explains these residuals: noise or model error
-                s.detection = None
-                return []
-            alarms.append(alarm)
+            if alarm is not None:
+                alarms.append(alarm)
         if t - d.t >= p.holdoff:
             s.detection = None
+            self._reset_cusums()
         return alarms
 
     def _localise(self, t: float, d: _Detection) -> Alarm | None:
         """Name the junction whose leak signature best matches the residuals; add it to the model."""
-        s = self._s
-        assert s.sigma is not None
-        signature = np.mean(d.z_rows, axis=0)
-        det = self._detect
-        g = self._ref.sensitivity[:, det] / d.sigma[det]
-        sig = signature[det]
-        with np.errstate(all="ignore"):
-            cos = (g @ sig) / (np.linalg.norm(g, axis=1) * np.linalg.norm(sig))
-        cos = np.nan_to_num(cos, nan=-1.0)
-        row = int(np.argmax(cos))
-        if cos[row] < self.params.min_confidence:
+        s, p = self._s, self.params
+        signature = np.mean(d.z_rows, axis=0)[self._detect]
+        unit = self._signatures()
+        norm = float(np.linalg.norm(signature))
+        if norm == 0.0:
+            s.dropped += 1
             return None
-        d.node_row = row
-        # Initial size: projection of the (clipped) signature on the node's sensitivity row.
-        size = float(g[row] @ sig) / float(g[row] @ g[row]) if g[row].any() else 0.0
+        cos = unit @ signature / norm
+        row = int(np.argmax(cos))
+        if cos[row] < p.min_confidence:
+            s.dropped += 1
+            return None
+        row, coefficient = self._refine(d, signature, cos)
+        node = self._ref.candidates[row]
+        near = self._known_near(node)
+        if near is not None:
+            if near.node_row == row:
+                near.coefficient = coefficient  # refined as the known leak, grown to this size
+            else:
+                near.coefficient += coefficient  # the same leak, grown
+            s.merged += 1
+            return None
         if len(s.known) >= _KNOWN_LEAK_MAX:
             s.known.pop(0)
-        s.known.append(_KnownLeak(node_row=row, coefficient=max(0.0, size) * self._ref.coefficient,
-                                  last_active=t))
-        node = self._ref.candidates[row]
+        s.known.append(_KnownLeak(node_row=row, coefficient=coefficient, alarm_time=t))
         pipe = self._pipe_for(row)
         x, y = self.network.element_xy("node", node)
-        return Alarm(time=t, pipe=pipe or node, node=node, score=d.score,
-                     confidence=float(max(cos[row], 0.0)), sensors=d.sensors, x=x, y=y)
+        return Alarm(time=t, pipe=pipe or node, node=node, score=d.score, confidence=float(cos[row]),
+                     sensors=d.sensors, x=x, y=y, size_lps=coefficient * math.sqrt(40.0))
+
+    def _refine(self, d: _Detection, signature: np.ndarray, cos: np.ndarray) -> tuple[int, float]:
+        """Pick among the best-matching junctions by simulating each one's leak (non-linear).
+
+        The sensitivity matrix is a linearisation averaged over a few times of day; the
+        final choice re-solves the network with an emitter at each of the
+        ``refine_candidates`` best junctions, at a few of the detection's time steps,
+        and keeps the junction (and size) that explains the readings best.
+        """
+        s, p = self._s, self.params
+        assert s.sigma is not None and s.bias is not None
+        unit_sd = self._unit()
+        det = self._detect
+        order = list(np.argsort(-cos)[: p.refine_candidates])
+        # A known leak that grew (incipient) must be able to win against a new leak nearby.
+        order += [k.node_row for k in s.known if k.node_row not in order]
+        samples = d.readings[-len(d.readings) // 2:]  # the later half: the leak is established
+        samples = samples[:: max(1, len(samples) // 4)]
+        known = [(k.node_row, k.coefficient) for k in s.known] if p.model_known else []
+        best = (math.inf, int(order[0]), 0.0)
+        for row in order:
+            g = self._ref.sensitivity[row, det] / unit_sd[det]
+            size = max(0.0, float(g @ signature) / float(g @ g)) if g.any() else 0.0
+            grown = sum(k.coefficient for k in s.known if k.node_row == row)
+            for factor in (0.7, 1.0, 1.4):
+                coefficient = size * factor * self._ref.coefficient
+                if grown:  # the known emitter is replaced by a bigger one at the same node
+                    known_now = [(r, c) for r, c in known if r != row]
+                    coefficient += grown
+                else:
+                    known_now = known
+                sse = 0.0
+                for t, y in samples:
+                    e = self._model.expected(t, y, [*known_now, (int(row), coefficient)])
+                    scale = np.where(self._is_flow, np.abs(e) + p.flow_scale_floor, 1.0)
+                    res = ((y - e) / scale - s.bias) / s.sigma
+                    sse += float(np.nansum(res[det] ** 2))
+                if sse < best[0]:
+                    best = (sse, int(row), coefficient)
+        return best[1], best[2]
+
+    def _check_repairs(self, zc: np.ndarray) -> None:
+        """Drop known leaks whose modelled effect the readings persistently contradict.
+
+        After a repair the model still predicts the leak: pressures read higher and flows
+        lower than expected, i.e. the residual projects *negatively* on that leak's signature.
+        """
+        s, p = self._s, self.params
+        unit = self._signatures()
+        keep = []
+        for k in s.known:
+            proj = float(unit[k.node_row] @ zc[self._detect])
+            k.repair_cusum = max(0.0, k.repair_cusum - proj - p.k)
+            if k.repair_cusum > p.h:
+                s.repaired += 1
+            else:
+                keep.append(k)
+        s.known = keep
+
+    def _known_near(self, node: str) -> _KnownLeak | None:
+        if not self._s.known or self.params.merge_distance <= 0:
+            return None
+        dist = self.network.node_distances([node])[0]
+        index = self.network.node_index
+        best = min(self._s.known, key=lambda k: dist[index[self._ref.candidates[k.node_row]]])
+        if dist[index[self._ref.candidates[best.node_row]]] <= self.params.merge_distance:
+            return best
+        return None
 
     def _pipe_for(self, row: int) -> str | None:
         if row not in self._pipes:

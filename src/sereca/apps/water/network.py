@@ -168,6 +168,11 @@ class Network:
         n = len(index)
         return index, csr_matrix((weights, (rows, cols)), shape=(n, n))
 
+    @property
+    def node_index(self) -> dict[str, int]:
+        """Column of each node in :meth:`node_distances` results."""
+        return self._graph[0]
+
     def node_distances(self, sources: list[str]) -> np.ndarray:
         """Shortest network distance (m) from each source node to every node: shape (len(sources), nodes)."""
         from scipy.sparse.csgraph import dijkstra
@@ -207,12 +212,12 @@ class Network:
         return distance
 
     def adjacent_pipe(self, node: str) -> str | None:
-        """The longest pipe touching ``node`` (the alarm's reported pipe for a candidate node)."""
+        """The shortest pipe touching ``node``: its middle is closest to the node (the alarm's pipe)."""
         pipes = [self.wn.get_link(n) for n in self.wn.get_links_for_node(node)]
         pipes = [p for p in pipes if p.link_type == "Pipe"]
         if not pipes:
             return None
-        return max(pipes, key=lambda p: p.length).name
+        return min(pipes, key=lambda p: p.length).name
 
 
 def _read_inp(path: Path) -> Any:
