@@ -143,6 +143,8 @@ class Scenario(_Strict):
     hydraulics: Hydraulics = Field(default_factory=Hydraulics)
     sensors: SensorSet
     leaks: list[Leak] = Field(default_factory=list)
+    detector: dict[str, Any] = Field(
+        default_factory=dict, description="detector parameters for this scenario (see DetectorParams)")
 
     @model_validator(mode="after")
     def _step_fits(self) -> Scenario:
