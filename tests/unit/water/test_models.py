@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from sereca.apps.water import Leak, WaterConfigError, load_leaks, load_scenario, load_sensors
+from sereca.apps.water import Leak, WaterConfigError, load_leaks, load_scenario, load_sensors, shipped_scenario
 from sereca.apps.water.timeparse import parse_duration
 
 
@@ -72,5 +72,6 @@ def test_shipped_demo_scenario_is_valid() -> None:
     from importlib.resources import files
 
     scenario = load_scenario(files("sereca.apps.water") / "scenarios" / "demo.yaml")  # type: ignore[arg-type]
+    assert shipped_scenario("demo") == scenario
     assert scenario.network == "L-Town" and scenario.leaks and scenario.days <= 2
     assert all(leak.type == "abrupt" for leak in scenario.leaks)

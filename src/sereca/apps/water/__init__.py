@@ -29,8 +29,11 @@ from sereca.apps.water.models import (
     load_leaks,
     load_scenario,
     load_sensors,
+    shipped_scenario,
 )
+from sereca.apps.water.mqtt import MqttReadings, MqttSettings, publish_readings
 from sereca.apps.water.network import Network, bundled_networks, load_network
+from sereca.apps.water.readings import read_alarms, read_readings, write_alarms, write_readings
 from sereca.apps.water.scoring import AlarmRecord, Score, score
 from sereca.apps.water.simulate import Simulation, simulate, simulate_scenario
 
@@ -42,6 +45,8 @@ __all__ = [
     "Leak",
     "LeakDetector",
     "LeakSet",
+    "MqttReadings",
+    "MqttSettings",
     "Network",
     "NetworkNotFoundError",
     "Noise",
@@ -58,7 +63,13 @@ __all__ = [
     "load_network",
     "load_scenario",
     "load_sensors",
+    "publish_readings",
+    "read_alarms",
+    "read_readings",
     "score",
+    "shipped_scenario",
     "simulate",
     "simulate_scenario",
+    "write_alarms",
+    "write_readings",
 ]

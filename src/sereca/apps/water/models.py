@@ -200,3 +200,13 @@ def load_sensors(path: str | Path) -> SensorSet:
 
 def load_scenario(path: str | Path) -> Scenario:
     return parse_model(Scenario, read_yaml(path), str(path))
+
+
+def shipped_scenario(name: str = "demo") -> Scenario:
+    """A scenario shipped with the package (``src/sereca/apps/water/scenarios/<name>.yaml``)."""
+    from importlib.resources import files
+
+    resource = files("sereca.apps.water") / "scenarios" / f"{name}.yaml"
+    if not resource.is_file():
+        raise WaterConfigError(f"no shipped scenario named {name!r}")
+    return parse_model(Scenario, yaml.safe_load(resource.read_text(encoding="utf-8")), f"scenario {name}")
