@@ -369,15 +369,19 @@ class WaterDemo:
 
     # -- while running --------------------------------------------------------
 
-    async def metrics(self, name: str) -> dict[str, float]:
+    async def metrics_text(self, name: str) -> str:
+        """Service ``name``'s /metrics (Prometheus text), or "" if it does not answer."""
         svc = self.services.get(name)
         if svc is None or svc.http_url is None or not svc.running:
-            return {}
+            return ""
         try:
             r = await self._http.get(f"{svc.http_url}/metrics")
         except httpx.HTTPError:
-            return {}
-        return parse_metrics(r.text) if r.status_code == 200 else {}
+            return ""
+        return r.text if r.status_code == 200 else ""
+
+    async def metrics(self, name: str) -> dict[str, float]:
+        return parse_metrics(await self.metrics_text(name))
 
     async def alerts(self) -> list[dict[str, Any]]:
         if self.dashboard_url is None:

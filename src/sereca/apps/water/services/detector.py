@@ -43,6 +43,8 @@ class Detector:
         self.warming = m.gauge("water_detector_warming_up", "1 while the detector learns the sensors' noise")
         self.sim_time = m.gauge("water_detector_sim_time_seconds", "Simulated time of the last processed step")
         self.step_seconds = m.histogram("water_detector_step_seconds", "Time to process one time step")
+        self.transit = m.histogram("water_detector_transit_seconds",
+                                   "From the gateway sending a reading batch to its arrival here (same host clock)")
         self.detector: LeakDetector | None = None
 
     async def start(self) -> None:
@@ -64,6 +66,7 @@ class Detector:
         det = self.detector
         if det is None:
             return
+        self.transit.observe(max(0.0, time.time() - batch.sent))
         started = time.perf_counter()
         # Usually a millisecond of EPANET, but localising a leak re-solves the network many times
         # (about a second with the default refine_candidates): off the loop, so health, metrics and
