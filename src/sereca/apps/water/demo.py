@@ -54,11 +54,15 @@ class DemoError(WaterConfigError):
     """The demo could not start (a port in use, a service that failed, ...): one line says why."""
 
 
+SHIPPED_SCENARIO = Path(__file__).resolve().parent / "scenarios" / "demo.yaml"
+
+
 def default_scenario() -> Path:
-    """The scenario shipped for the demo: timed so the first alert comes within a minute."""
-    if not DEMO_SCENARIO.is_file():
-        raise DemoError(f"the demo scenario {DEMO_SCENARIO} is missing; give one with --scenario FILE")
-    return DEMO_SCENARIO
+    """The scenario shipped with the water app (scenarios/demo.yaml), else the demo's own."""
+    for path in (SHIPPED_SCENARIO, DEMO_SCENARIO):
+        if path.is_file():
+            return path
+    raise DemoError(f"no demo scenario ({SHIPPED_SCENARIO} is missing); give one with --scenario FILE")
 
 
 def default_cache_dir() -> Path:
@@ -282,7 +286,9 @@ class WaterDemo:
             "SCENARIO": yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False),
             "SENSORS": yaml.safe_dump(scenario.sensors.model_dump(mode="json"), sort_keys=False),
             "NETWORK": scenario.network,
-            "DETECTOR_PARAMS": json.dumps(dict(opts.detector_params)),
+            # The scenario's own detector tuning, then the caller's.
+            "DETECTOR_PARAMS": json.dumps({**dict(getattr(scenario, "detector", None) or {}),
+                                           **dict(opts.detector_params)}),
             "CACHE_DIR": str(opts.cache_dir or default_cache_dir()),
             "DEDUP_RADIUS": f"{self.radius:.3f}",
             "DASHBOARD_TOKEN": self.token,
