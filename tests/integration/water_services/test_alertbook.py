@@ -78,24 +78,14 @@ def test_replay_rejects_mismatched_shapes() -> None:
         Replay(np.array([0.0]), ["a", "b"], np.zeros((2, 2)))
 
 
-def test_mqtt_messages_are_checked() -> None:
-    from sereca.apps.water.errors import SensorMessageError, WaterConfigError
-    from sereca.apps.water.services.mqtt_source import _Batcher, parse_message, parse_url
+def test_mqtt_url_becomes_settings() -> None:
+    from sereca.apps.water.errors import WaterConfigError
+    from sereca.apps.water.services.mqtt_source import settings_from_url
 
-    assert parse_url("mqtt://broker:1884/sensors/#") == ("broker", 1884, "sensors/#")
-    for bad in ("http://x/y", "mqtt://host", "mqtt:///topic"):
+    s = settings_from_url("mqtts://gw:s%40cret@broker/plant/a")
+    assert (s.host, s.port, s.prefix, s.username, s.password, s.tls) == ("broker", 8883, "plant/a", "gw", "s@cret", True)
+    assert settings_from_url("mqtt://broker").prefix == "sereca/water"
+    assert settings_from_url("mqtt://broker:1884").port == 1884
+    for bad in ("http://x/y", "mqtt:///topic", "mqtt://h/sensors/#", "mqtt://h/a/+/b", "mqtt://h:99999"):
         with pytest.raises(WaterConfigError):
-            parse_url(bad)
-    assert parse_message(b'{"t": 300, "values": {"pressure.n1": 29.5}}') == (300.0, {"pressure.n1": 29.5})
-    assert parse_message(b'{"t": 300, "sensor": "flow.p1", "value": 2}') == (300.0, {"flow.p1": 2.0})
-    for bad in (b"nope", b"[1]", b'{"values": {}}', b'{"t": "x", "values": {}}', b'{"t": 1, "values": {"a": NaN}}',
-                b'{"t": 1, "sensor": "a", "value": true}', b'{"t": 1}'):
-        with pytest.raises(SensorMessageError):
-            parse_message(bad)
-    batcher = _Batcher()
-    assert batcher.add(0.0, {"a": 1.0}) is None
-    assert batcher.add(0.0, {"b": 2.0}) is None
-    step = batcher.add(300.0, {"a": 3.0})
-    assert step is not None and step.t == 0.0 and step.values == {"a": 1.0, "b": 2.0}
-    last = batcher.take()
-    assert last is not None and last.values == {"a": 3.0} and batcher.take() is None
+            settings_from_url(bad)

@@ -40,7 +40,9 @@ async def test_mqtt_readings_reach_the_detector(mosquitto: int, water_cache: Pat
     def mqtt_source(doc: dict) -> None:  # type: ignore[type-arg]
         env = doc["services"]["sensor-gateway"]["env"]
         env["WATER_SOURCE"] = "mqtt"
-        env["WATER_MQTT_URL"] = f"mqtt://127.0.0.1:{mosquitto}/sensors/#"
+        env["WATER_MQTT_URL"] = f"mqtt://127.0.0.1:{mosquitto}/plant"
+        doc["services"]["sensor-gateway"]["files"]["/sereca/water/sensors.yaml"] = (
+            doc["services"]["leak-detector"]["files"]["/sereca/water/sensors.yaml"])
 
     demo = WaterDemo(DemoOptions(scenario=default_scenario(), customize=mqtt_source, cache_dir=water_cache))
     await asyncio.wait_for(demo.start(), 120)
@@ -51,11 +53,13 @@ async def test_mqtt_readings_reach_the_detector(mosquitto: int, water_cache: Pat
         client.loop_start()
         try:
             await asyncio.sleep(0.5)  # the gateway subscribed when it became ready; let the broker settle
-            for k in range(5):  # whole steps, one sensor per message, and garbage
-                client.publish("sensors/batch", json.dumps({"t": k * 300.0, "values": {i: 30.0 for i in ids}}))
-            client.publish("sensors/one", json.dumps({"t": 1500.0, "sensor": ids[0], "value": 31.0}))
-            client.publish("sensors/one", json.dumps({"t": 1500.0, "sensor": ids[1], "value": 32.0}))
-            client.publish("sensors/bad", b"not json")
+            for k in range(5):  # whole steps, one message per sensor (docs/water.md's topic scheme)
+                for i in ids:
+                    client.publish(f"plant/{i.replace('.', '/', 1)}", json.dumps({"t": k * 300.0, "v": 30.0}))
+            # a step with two sensors only: flushed after MqttReadings' flush_after
+            client.publish(f"plant/{ids[0].replace('.', '/', 1)}", json.dumps({"t": 1500.0, "v": 31.0}))
+            client.publish(f"plant/{ids[1].replace('.', '/', 1)}", json.dumps({"t": 1500.0, "v": 32.0}))
+            client.publish("plant/pressure/n1", b"not json")
             loop = asyncio.get_running_loop()
             end = loop.time() + 30
             expected = 5 * len(ids) + 2

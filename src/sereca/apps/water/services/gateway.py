@@ -5,7 +5,9 @@ Sources (parameter ``WATER_SOURCE``):
 * ``simulation`` (default): simulates the provisioned scenario (network,
   sensors, leaks) once at start and replays it at ``WATER_SPEED`` simulated
   seconds per real second (0 = as fast as the bus takes it);
-* ``mqtt``: forwards readings from an MQTT broker (``WATER_MQTT_URL``).
+* ``mqtt``: forwards readings from an MQTT broker (``WATER_MQTT_URL``,
+  topics as in docs/water.md); with a provisioned sensor list, a time step
+  goes out as soon as every sensor has reported.
 
 Run: ``sereca run sereca.apps.water.services.gateway:svc``.
 """
@@ -43,6 +45,7 @@ class Gateway:
         self.rejected = m.counter("water_gateway_rejected_total", "Malformed MQTT sensor messages dropped")
         self.task: asyncio.Task[None] | None = None
         self.seq = 0
+        self._dropped_seen = 0
         self.leaks: list = []
 
     async def start(self) -> None:
@@ -52,11 +55,12 @@ class Gateway:
         if source == "simulation":
             await self._start_simulation()
         elif source == "mqtt":
-            from sereca.apps.water.services.mqtt_source import parse_url
+            from sereca.apps.water.services.mqtt_source import settings_from_url
 
             url = params.get(config.MQTT_URL) or ""
-            parse_url(url)  # a bad URL fails the start, in one line
-            self.task = asyncio.create_task(self._forward(url), name="mqtt")
+            settings_from_url(url)  # a bad URL fails the start, in one line
+            sensors = config.sensors(params).ids() if config.SENSORS_FILE in params.files else None
+            self.task = asyncio.create_task(self._forward(url, sensors), name="mqtt")
         else:
             raise WaterConfigError(f"parameter {config.SOURCE}={source!r}: use 'simulation' or 'mqtt'")
 
@@ -109,17 +113,21 @@ class Gateway:
         self.done.set(1)
         self.svc.logger.info("replay finished: %d steps published", self.seq)
 
-    async def _forward(self, url: str) -> None:
+    async def _forward(self, url: str, sensors: list[str] | None) -> None:
         from sereca.apps.water.services.mqtt_source import forward
 
         try:
-            await forward(url, self.emit, on_error=lambda exc: self.rejected.inc())
+            await forward(url, self.emit, sensors=sensors, on_dropped=self._dropped)
         except asyncio.CancelledError:
             raise
         except SerecaError as exc:
             self.svc.logger.error("MQTT source stopped: %s", exc)
         except Exception:
             self.svc.logger.exception("MQTT source stopped")
+
+    def _dropped(self, total: int) -> None:
+        self.rejected.inc(max(0, total - self._dropped_seen))
+        self._dropped_seen = max(total, self._dropped_seen)
 
     async def emit(self, step: Step) -> None:
         batch = ReadingBatch(t=step.t, seq=self.seq, sent=time.time(), values=step.values)
