@@ -36,6 +36,10 @@ def run(
         None, "--nats", envvar="SERECA_NATS_URL",
         help="NATS URL; tls://... uses mutual TLS with the activation certificate. Default: from the manifest.",
     ),
+    nats_reconnect_s: float = typer.Option(
+        60.0, "--nats-reconnect-s", envvar="SERECA_NATS_RECONNECT_S",
+        help="Seconds to keep retrying a lost broker before the service exits with status 1.",
+    ),
     tee: str = typer.Option(None, "--tee", envvar="SERECA_TEE", help="auto | sim | gramine | tsm (default auto)."),
     http_port: int = typer.Option(
         0, "--http-port", envvar="SERECA_HTTP_PORT", help="Port of /healthz /readyz /metrics /asyncapi.json; 0 = free."
@@ -80,6 +84,7 @@ def run(
         cas_url=cas,
         cas_root=cas_root,
         nats_url=nats,
+        nats_reconnect_s=nats_reconnect_s,
         tee=tee,
         http_port=None if no_http else http_port,
         http_host=http_host,

@@ -41,6 +41,7 @@ class LaunchOptions:
     cas_url: str | None = None
     cas_root: Path | None = None
     nats_url: str | None = None
+    nats_reconnect_s: float = 60.0
     tee: str | None = None
     http_port: int | None = 0
     http_host: str = "127.0.0.1"
@@ -171,7 +172,8 @@ def _connect_bus(options: LaunchOptions, service: Service, activation: Any) -> A
     tls: ssl.SSLContext | None = None
     if url.startswith("tls://") or nats_info.get("tls"):
         tls = client_tls_context(activation.ca_pem, activation.cert_chain_pem, activation.private_key_pem())
-    transport = NatsTransport(url, tls=tls, name=f"{service.name}/{activation.instance_id}")
+    transport = NatsTransport(url, tls=tls, name=f"{service.name}/{activation.instance_id}",
+                              reconnect_s=options.nats_reconnect_s)
     return EventBus(keyring, transport, Identity.from_activation(service.name, activation))
 
 

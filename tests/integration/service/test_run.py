@@ -123,7 +123,7 @@ async def test_http_tls_with_the_activation_certificate(deployment: Any) -> None
 
 
 async def test_lost_broker_stops_the_service_with_status_1(deployment: Any, nats: Any) -> None:
-    detector = await deployment.run("detector/app.py:svc", name="detector")
+    detector = await deployment.run("detector/app.py:svc", "--nats-reconnect-s", "2", name="detector")
     async with httpx.AsyncClient(base_url=await detector.http(), timeout=T) as http:
         ready = (await http.get("/readyz")).json()
         assert ready["ready"] is True and ready["bus"] == "connected"

@@ -91,13 +91,16 @@ class NatsTransport(Transport):
     """Join a NATS server or cluster.
 
     ``servers``: URL or list of URLs; ``tls``: an :class:`ssl.SSLContext` (see
-    :func:`client_tls_context`); other keyword arguments go to ``nats.connect``.
+    :func:`client_tls_context`); ``reconnect_s``: how long, once connected, to
+    keep retrying a lost broker before giving up (the first connect fails fast);
+    other keyword arguments go to ``nats.connect``.
     """
 
     def __init__(self, servers: str | list[str] = "nats://127.0.0.1:4222", *, tls: ssl.SSLContext | None = None,
                  name: str | None = None, connect_timeout: float = 5.0, stream_replicas: int = 1,
-                 fast_dispatch: bool = True, **connect_options: Any) -> None:
+                 fast_dispatch: bool = True, reconnect_s: float = 60.0, **connect_options: Any) -> None:
         self.servers = servers
+        self._reconnect_s = reconnect_s
         self._tls = tls
         self._name = name
         self._connect_timeout = connect_timeout
@@ -136,9 +139,10 @@ class NatsTransport(Transport):
             await asyncio.wait_for(nc.connect(self.servers, allow_reconnect=True, **opts),
                                    self._connect_timeout * 2 + 1)
             # Fail fast on the first connect (few attempts, above), but ride out a broker
-            # restart once connected: about a minute of retries before giving up.
+            # restart once connected: retry for reconnect_s before giving up.
             if "max_reconnect_attempts" not in self._options:
-                nc.options["max_reconnect_attempts"] = 120
+                wait = nc.options["reconnect_time_wait"]
+                nc.options["max_reconnect_attempts"] = max(1, round(self._reconnect_s / wait))
             self._nc = nc
         except (nats.errors.Error, OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
             raise BusError(f"cannot connect to NATS at {self.servers}: {exc!r}; check the URL, that the server "
