@@ -29,6 +29,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from sereca.bus.keys import derive_subject_key
+from sereca.bus.permissions import nats_permissions
 from sereca.cas import keys as keymod
 from sereca.cas import vault
 from sereca.cas.audit import GENESIS, AuditLog
@@ -688,11 +690,7 @@ class CAS:
         ``authorization.users`` with ``verify_and_map``: the identity is the service name, a DNS SAN
         of every service certificate)."""
         m = self._require_manifest()
-        try:
-            from sereca.bus.permissions import nats_permissions
-        except ImportError:  # pragma: no cover - the bus package is part of SERECA
-            raise NotFoundError("this installation has no sereca.bus.permissions") from None
-        subject_key = keymod.bus_subject_key(self._root)
+        subject_key = derive_subject_key(self._root)
         users = {name: nats_permissions(m.bus, name, subject_key) for name in sorted(m.services)}
         return {"users": users, "ca_pem": self._ca.cert_pem.decode() if self._ca else None}
 

@@ -7,26 +7,18 @@ an info label naming its use, so keys rotate by epoch and never cross uses
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from sereca.bus.keys import grants_for
 from sereca.cas.manifest import Manifest
 
 
 def hkdf(secret: bytes, info: str, length: int = 32) -> bytes:
     """HKDF-SHA-256(secret, salt=None, info) -> ``length`` bytes."""
     return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info.encode()).derive(secret)
-
-
-def bus_subject_key(root: bytes) -> bytes:
-    return hkdf(root, "bus/subject")
-
-
-def bus_address_key(root: bytes, address: str, epoch: int) -> bytes:
-    return hkdf(root, f"bus/address/{address}/epoch/{epoch}")
 
 
 def secret_seed(root: bytes, secret: str, instance: str | None, length: int = 32) -> bytes:
@@ -36,20 +28,8 @@ def secret_seed(root: bytes, secret: str, instance: str | None, length: int = 32
 
 
 def bus_keys(root: bytes, manifest: Manifest, service: str, ca_pem: str) -> dict[str, Any]:
-    """``activation.keys["bus"]`` for ``service`` (format in docs/architecture.md)."""
-    grants = [
-        {
-            "address": address,
-            "epoch": rule.epoch,
-            "key": base64.b64encode(bus_address_key(root, address, rule.epoch)).decode(),
-            "actions": actions,
-            "authenticity": rule.authenticity,
-            "durable": rule.durable,
-        }
-        for address, rule, actions in manifest.bus_grants(service)
-    ]
-    return {
-        "subject_key": base64.b64encode(bus_subject_key(root)).decode(),
-        "ca_pem": ca_pem,
-        "grants": grants,
-    }
+    """``activation.keys["bus"]`` for ``service`` (format in docs/architecture.md).
+
+    The derivation itself lives in one place, :func:`sereca.bus.keys.grants_for`.
+    """
+    return grants_for(root, manifest.bus.model_dump(), service, ca_pem=ca_pem)

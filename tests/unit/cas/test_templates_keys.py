@@ -8,7 +8,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from sereca.cas.keys import bus_address_key, bus_subject_key, hkdf
+from sereca.bus.keys import derive_address_key as bus_address_key
+from sereca.bus.keys import derive_subject_key as bus_subject_key
+from sereca.cas.keys import hkdf
 from sereca.cas.templates import (
     TemplateError,
     Value,
