@@ -63,17 +63,17 @@ def test_issue_example_message() -> None:
 
 
 def test_every_problem_listed_by_path() -> None:
-    bad = f"""
+    bad = """
 packages:
-  p: {{sim: {{measurements: [zz]}}, tcb_statuses: [Nope]}}
-  q: {{debug: true}}
+  p: {sim: {measurements: [zz]}, tcb_statuses: [Nope]}
+  q: {debug: true}
 services:
-  s: {{package: p, max_instances: 0, colour: red, env: {{A: "{{{{ secrets.missing }}}}", B: "{{{{ oops }}}}"}}}}
+  s: {package: p, max_instances: 0, colour: red, env: {A: "{{ secrets.missing }}", B: "{{ oops }}"}}
 secrets:
-  k: {{type: symmetric-key, size: 7}}
-  c: {{type: cert-dsa}}
+  k: {type: symmetric-key, size: 7}
+  c: {type: cert-dsa}
 roles:
-  r: {{resource: manifest, actions: [delete]}}
+  r: {resource: manifest, actions: [delete]}
 """
     got = problems(bad)
     expected_prefixes = [
