@@ -137,7 +137,7 @@ class _Inbound:
 
     __slots__ = ("bus", "grant", "address", "concrete", "mode", "kind", "handler", "is_async", "durable",
                  "aead", "addr_ad", "name_aead", "routes", "seen", "guard", "fast", "epoch", "decode", "current",
-                 "sync_call")
+                 "sync_call", "_warned", "_warned_at", "_unwarned")
 
     def __init__(self, bus: EventBus, grant: Grant, address: str, mode: str, handler: Handler, durable: bool) -> None:
         self.bus = bus
@@ -162,6 +162,9 @@ class _Inbound:
         # the common case gets an inlined path: concrete address, address authenticity, not durable
         self.fast = not grant.pattern and grant.authenticity == "address" and not durable
         self.current: Message | None = None
+        self._warned = 0  # rejections of durable messages: the first 10 logged, then at most one a second
+        self._warned_at = 0.0
+        self._unwarned = 0
         # transports that support it call sync_call (no coroutine per message; see transports/nats.py)
         self.sync_call = self._sync_call if self.fast else None
 
@@ -198,7 +201,10 @@ class _Inbound:
             msg = self.open_fast(data, reply) if self.fast else self.open(data, reply)
         except EnvelopeError as exc:
             bus.metrics.reject(exc.reason)
-            log.debug("%s", exc)
+            if self.durable:
+                self._warn_rejected(exc)
+            else:
+                log.debug("%s", exc)
             return True
         if msg is None:
             return True
@@ -215,6 +221,22 @@ class _Inbound:
         if self.seen is not None:
             self.seen.add((msg.sender, msg.session, msg.seq))
         return True
+
+    def _warn_rejected(self, exc: EnvelopeError) -> None:
+        """A stored (durable) message that fails the checks is acked and gone: never only a debug line.
+
+        The first ten per consumer registration are each logged, then at most one a second (a hostile
+        broker could store many), with the number since the last warning; ``metrics.rejected`` counts all.
+        """
+        self._unwarned += 1
+        now = time.monotonic()
+        if self._warned >= 10 and now - self._warned_at < 1.0:
+            return
+        n, self._unwarned, self._warned_at = self._unwarned, 0, now
+        self._warned += 1
+        log.warning("rejected a durable message on %r (%s, sent with %s): %s%s; acknowledged, not delivered",
+                    self.address, exc.reason, "send" if self.mode == MODE_ONE else "publish", exc,
+                    f" ({n - 1} more rejected since the last warning)" if n > 1 else "")
 
     async def _failed(self, msg: Message, exc: Exception) -> bool:
         self.bus.metrics.handler_errors += 1

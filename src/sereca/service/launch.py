@@ -198,6 +198,9 @@ async def start(options: LaunchOptions) -> Started:
     service = load(target)
     activation = await _activate(options, service, platform)
     bus = _connect_bus(options, service, activation)
+    with contextlib.suppress(ValueError):  # already registered (a second start in one process)
+        # sereca_bus_*_total in /metrics: rejected messages by reason, duplicates, handler errors
+        bus.metrics.register(service.metrics.registry)
     try:
         await bus.start()
     except SerecaError as exc:

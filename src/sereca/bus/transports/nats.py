@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import ssl
 import tempfile
@@ -18,6 +19,8 @@ from nats.js import api as js_api
 from sereca.bus.errors import BusClosed, BusConfigError, BusError
 from sereca.bus.transports.base import (Callback, Subscription, Transport, TransportNoResponders,
                                         TransportTimeout)
+
+log = logging.getLogger("sereca.bus")
 
 #: subscriptions buffer this many messages before nats-py reports a slow consumer
 PENDING_MSGS = 512 * 1024
@@ -241,31 +244,67 @@ class NatsTransport(Transport):
         config = js_api.ConsumerConfig(durable_name=durable_name, ack_policy=js_api.AckPolicy.EXPLICIT,
                                        ack_wait=ack_wait, max_deliver=max_deliver,
                                        deliver_policy=js_api.DeliverPolicy.ALL, filter_subject=filter_subject)
-        psub = await self._js.pull_subscribe(filter_subject, durable=durable_name, stream=stream, config=config)
+        try:
+            psub = await asyncio.wait_for(
+                self._js.pull_subscribe(filter_subject, durable=durable_name, stream=stream, config=config), 10.0)
+        except (nats.errors.Error, asyncio.TimeoutError) as exc:
+            raise BusError(f"cannot create durable consumer {durable_name} on stream {stream}: {exc!r}") from exc
+        where = f"durable consumer {durable_name} (stream {stream})"
+
+        async def recreate() -> None:
+            # the broker lost the consumer (or the stream): make them again under the same names
+            self._streams.discard(stream)
+            await self._ensure_stream(stream, stream_subjects, 5.0)
+            await asyncio.wait_for(self._js.add_consumer(stream, config=config), 5.0)
+            log.warning("%s was missing on the broker; created it again", where)
 
         async def pump() -> None:
+            failures = 0
             while True:
                 try:
                     msgs = await psub.fetch(batch=256, timeout=1.0)
-                except nats.errors.TimeoutError:
+                except asyncio.TimeoutError:
+                    # Nothing to fetch.  nats-py raises its own TimeoutError (a subclass), and also a
+                    # plain asyncio.TimeoutError when the server's 408 for the idle pull request arrives
+                    # just before the client's deadline: both are "no messages", never fatal.
                     continue
                 except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
+                    log.info("%s stops: the NATS connection is closed", where)
                     return
-                except nats.errors.Error:
-                    await asyncio.sleep(0.2)
+                except Exception as exc:  # anything else: say so and keep fetching; never die silently
+                    failures += 1
+                    if failures == 1 or failures % 50 == 0:
+                        log.warning("%s: fetch failed (%r, %d in a row); retrying", where, exc, failures)
+                    if isinstance(exc, nats.js.errors.NotFoundError):
+                        with contextlib.suppress(Exception):
+                            await recreate()
+                    await asyncio.sleep(min(2.0, 0.1 * failures))
                     continue
+                failures = 0
                 for msg in msgs:
                     try:
                         ok = await cb(msg.data, "")
-                    except Exception:
+                    except Exception as exc:
+                        log.warning("%s: consuming a message raised %r; it will be redelivered", where, exc)
                         ok = False
-                    with contextlib.suppress(nats.errors.Error):
+                    try:
                         if ok:
                             await msg.ack()
                         else:
                             await msg.nak(delay=0.2)
+                    except nats.errors.Error as exc:
+                        log.warning("%s: %s failed (%r); the broker redelivers after ack_wait", where,
+                                    "ack" if ok else "nak", exc)
 
-        task = asyncio.get_running_loop().create_task(pump())
+        task = asyncio.get_running_loop().create_task(pump(), name=f"sereca-durable-{durable_name}")
+        task.add_done_callback(lambda t: _pump_ended(t, where))
         handle = _DurableSub(psub, task)
         self._subs.append(handle)
         return handle
+
+
+def _pump_ended(task: asyncio.Task[None], where: str) -> None:
+    """A fetch loop ends only on cancellation or a closed connection; anything else is a bug: say so."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s stopped: %r; durable messages are no longer delivered", where, task.exception(),
+                  exc_info=task.exception())
