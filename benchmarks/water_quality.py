@@ -2,6 +2,7 @@
 
     python benchmarks/water_quality.py --json              # default: 3 seeds, 31 days, 12 leaks each
     python benchmarks/water_quality.py --seeds 5 --demand-noise 0.02 --json
+    python benchmarks/water_quality.py --first-seed 1 --seeds 5      # the tuning seeds
 
 Each seed draws its own leaks (random pipes, abrupt or incipient, mixed sizes,
 start between day 2 and the end, some repaired), simulates them with
@@ -122,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=float, default=31.0)
     parser.add_argument("--leaks", type=int, default=12)
     parser.add_argument("--demand-noise", type=float, default=0.0)
+    parser.add_argument("--params", default="{}", help="JSON object of DetectorParams overrides")
     parser.add_argument("--json", action="store_true", help="print JSON only")
     parser.add_argument("--isolated", type=int, default=0,
                         help="instead: N single abrupt leaks, one at a time (localisation check)")
@@ -133,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         out_iso = run_isolated(net, args.isolated, args.diameter, DetectorParams(horizon=3 * 86400.0))
         print(json.dumps(out_iso, indent=2))
         return 0
-    params = DetectorParams(horizon=args.days * 86400.0 + 86400.0)
+    params = DetectorParams(**{"horizon": args.days * 86400.0 + 86400.0, **json.loads(args.params)})
     runs = [run_seed(net, args.first_seed + i, args.days, args.leaks, args.demand_noise, params)
             for i in range(args.seeds)]
     tp = sum(r["score"]["true_positives"] for r in runs)

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -48,6 +48,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from sereca.apps.water.errors import WaterConfigError
+from sereca.apps.water.localise_joint import FitResult, joint_refit
 from sereca.apps.water.models import Hydraulics, Seconds, SensorSet
 from sereca.apps.water.network import Network, load_network
 from sereca.apps.water.reference import ConditionedModel, ReferenceData, load_or_build_reference
@@ -83,6 +84,24 @@ class DetectorParams(BaseModel):
                                   description="detections matching no leak signature this well are dropped")
     merge_distance: float = Field(default=300.0, ge=0,
                                   description="m: a detection this close to a known leak is that leak growing")
+    refit_interval: Seconds = Field(
+        default=6 * 3600.0, ge=0, description="s between joint re-fits of all modelled leaks (0: never)")
+    refit_window: Seconds = Field(default=12 * 3600.0, gt=0, description="s of readings a periodic re-fit uses")
+    refit_samples: int = Field(default=6, ge=1, description="time steps (spread over the window) a re-fit solves")
+    refit_min_gain: float = Field(
+        default=4.0, ge=0, description="per sample: a modelled leak explaining less than this is dropped")
+    refit_radius: float = Field(
+        default=500.0, gt=0, description="m: how far one re-fit may move a modelled leak")
+    refit_move_relative: float = Field(
+        default=0.2, ge=0, description="a re-fit moves a leak only when that lowers the objective by this fraction")
+    explain_radius: float = Field(
+        default=200.0, gt=0, description="m: how far modelled leaks may move when explaining a detection")
+    explain_min_relative: float = Field(
+        default=0.1, ge=0, le=1, description="a new leak must lower the re-fit objective by this fraction")
+    explain_check: bool = Field(
+        default=True, description="no alarm when re-fitting the modelled leaks explains a detection as well")
+    realarm_distance: float = Field(
+        default=300.0, ge=0, description="m: a re-fit moving a leak this far raises a new alarm there (0: never)")
     refine_candidates: int = Field(default=80, ge=1, description="junctions re-simulated to pick the location")
     signature_steps: int = Field(default=24, ge=1, description="max steps of CUSUM run used to localise")
     min_sigma_pressure: float = Field(default=0.005, gt=0, description="m")
@@ -121,6 +140,7 @@ class _KnownLeak:
     node_row: int
     coefficient: float  # emitter coefficient, (L/s)/m**0.5
     alarm_time: float
+    alarm_row: int = -1  # where it was last alarmed
     repair_cusum: float = 0.0  # evidence that the leak's effect has gone (repaired)
 
 
@@ -144,6 +164,11 @@ class _State:
     warm_scale: list[np.ndarray] = field(default_factory=list)
     typical_scale: np.ndarray | None = None  # of each sensor's residual unit, for the signatures
     bias: np.ndarray | None = None
+    bias0: np.ndarray | None = None  # leak-free bias from warm-up (the re-fit objective's reference)
+    history: deque[tuple[float, np.ndarray]] = field(default_factory=lambda: deque(maxlen=4096))
+    last_refit: float = -math.inf
+    refits: int = 0
+    moved: int = 0
     sigma: np.ndarray | None = None
     cusum: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per sensor
     bank: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per candidate junction
@@ -183,8 +208,12 @@ class LeakDetector:
         # Level sensors and pump flows are boundary conditions of the model, not evidence.
         self._detect = ~self._model.boundary & (self._is_pressure | self._is_flow)
         self._pipes: dict[int, str | None] = {}
+        self._near: dict[int, np.ndarray] = {}
+        self._log: list[tuple[float, str, str, float]] = []  # decisions, for diagnosis
+        self._cand_net = np.array([network.node_index[c] for c in reference.candidates], dtype=int)
         window = params.signature_steps + int(params.localise_delay // params.step) + 2
-        self._s = _State(recent=deque(maxlen=window), readings=deque(maxlen=window))
+        self._s = _State(recent=deque(maxlen=window), readings=deque(maxlen=window),
+                         history=deque(maxlen=max(2, int(params.refit_window // params.step) + 1)))
         if not self._detect.any():
             raise WaterConfigError("no pressure sensor and no flow sensor outside pumps: nothing to detect leaks with")
 
@@ -274,8 +303,15 @@ class LeakDetector:
         z = np.where(seen & self._detect, np.nan_to_num(d) / sigma, 0.0)
         s.recent.append(z)
         s.readings.append((t, y))
+        s.history.append((t, y))
         if s.detection is not None:
             return self._analyse(t, z)
+        if (p.refit_interval > 0 and s.known and p.model_known
+                and t - max(s.last_refit, s.known[-1].alarm_time) >= p.refit_interval):
+            s.last_refit = t
+            moved = self._refit_known(self._spread(list(s.history), p.refit_samples))
+            if moved:
+                return moved
         zc = np.clip(z, -p.z_clip, p.z_clip)
         if s.known and p.model_known and p.detect_repairs:
             self._check_repairs(zc)
@@ -329,6 +365,8 @@ class LeakDetector:
             "merged_detections": s.merged,
             "dropped_detections": s.dropped,
             "repairs_seen": s.repaired,
+            "refits": s.refits,
+            "relocated_alarms": s.moved,
             "cusum_max": float(s.bank.max()) if s.bank.size else 0.0,
         }
 
@@ -366,6 +404,7 @@ class LeakDetector:
             bias = np.nanmedian(warm, axis=0)
             mad = np.nanmedian(np.abs(warm - bias), axis=0) * 1.4826
         s.bias = np.nan_to_num(bias, nan=0.0)
+        s.bias0 = s.bias.copy()
         s.sigma = np.maximum(np.nan_to_num(mad, nan=1.0), self._min_sigma)
         s.typical_scale = np.median(np.vstack(s.warm_scale), axis=0)
         s.warm_scale = []
@@ -418,20 +457,52 @@ class LeakDetector:
         row, coefficient = self._refine(d, signature, cos)
         node = self._ref.candidates[row]
         near = self._known_near(node)
+        self._log.append((t, "refined", node, coefficient))
         if near is not None:
+            self._log.append((t, "merged-near", self._ref.candidates[near.node_row], near.coefficient))
             if near.node_row == row:
                 near.coefficient = coefficient  # refined as the known leak, grown to this size
             else:
                 near.coefficient += coefficient  # the same leak, grown
             s.merged += 1
             return None
+        confidence = float(cos[row])
+        if p.explain_check and p.model_known and s.known:
+            # Is this a new leak, or what the modelled ones (misplaced, mis-sized, repaired)
+            # leave unexplained? Re-fit them jointly with and without the new one.
+            samples = self._spread(d.readings, p.refit_samples)
+            existing = [(k.node_row, k.coefficient) for k in s.known]
+            without = self._joint(samples, existing, p.explain_radius)
+            with_new = self._joint(samples, [*existing, (row, coefficient)], p.explain_radius)
+            new_kept = len(existing) in with_new.kept
+            self._log.append((t, "explain", f"without={without.sse:.0f} with={with_new.sse:.0f} start={without.sse_start:.0f} kept={new_kept}", 0))
+            gain = without.sse - with_new.sse
+            if (not new_kept or gain < p.refit_min_gain * len(samples)
+                    or gain < p.explain_min_relative * without.sse):
+                self._apply_fit(t, samples, without)
+                s.merged += 1
+                return None
+            fitted_row = with_new.leaks[with_new.kept.index(len(existing))][0]
+            if self._known_near(self._ref.candidates[fitted_row]) is not None:
+                self._log.append((t, "merged-fitted", self._ref.candidates[fitted_row], 0))
+                # The same leak, better described by two emitters (e.g. it grew, or lies between two
+                # junctions): model it so, without an alarm.
+                s.known.append(_KnownLeak(node_row=row, coefficient=coefficient, alarm_time=t))
+                self._apply_fit(t, samples, with_new)
+                s.merged += 1
+                return None
+            s.known.append(_KnownLeak(node_row=row, coefficient=coefficient, alarm_time=t, alarm_row=row))
+            self._apply_fit(t, samples, with_new)
+            new = s.known[-1]
+            row, coefficient = new.node_row, new.coefficient
+            new.alarm_row = row
+            if len(s.known) > _KNOWN_LEAK_MAX:
+                s.known.pop(0)
+            return self._alarm(t, row, coefficient, d.score, confidence, d.sensors)
         if len(s.known) >= _KNOWN_LEAK_MAX:
             s.known.pop(0)
-        s.known.append(_KnownLeak(node_row=row, coefficient=coefficient, alarm_time=t))
-        pipe = self._pipe_for(row)
-        x, y = self.network.element_xy("node", node)
-        return Alarm(time=t, pipe=pipe or node, node=node, score=d.score, confidence=float(cos[row]),
-                     sensors=d.sensors, x=x, y=y, size_lps=coefficient * math.sqrt(40.0))
+        s.known.append(_KnownLeak(node_row=row, coefficient=coefficient, alarm_time=t, alarm_row=row))
+        return self._alarm(t, row, coefficient, d.score, confidence, d.sensors)
 
     def _refine(self, d: _Detection, signature: np.ndarray, cos: np.ndarray) -> tuple[int, float]:
         """Pick among the best-matching junctions by simulating each one's leak (non-linear).
@@ -472,6 +543,99 @@ class LeakDetector:
                 if sse < best[0]:
                     best = (sse, int(row), coefficient)
         return best[1], best[2]
+
+    # -- joint re-fit of the modelled leaks ------------------------------------------
+
+    @staticmethod
+    def _spread(samples: list[tuple[float, np.ndarray]], n: int) -> list[tuple[float, np.ndarray]]:
+        if len(samples) <= n:
+            return samples
+        idx = np.linspace(0, len(samples) - 1, n).round().astype(int)
+        return [samples[i] for i in idx]
+
+    def _residuals(self, samples: Sequence[tuple[float, np.ndarray]],
+                   leaks: Sequence[tuple[int, float]]) -> np.ndarray:
+        """Standardised residuals (detecting sensors) against the leak-free bias, per sample."""
+        s, p = self._s, self.params
+        assert s.bias0 is not None and s.sigma is not None
+        out = np.empty((len(samples), int(self._detect.sum())))
+        for i, (t, y) in enumerate(samples):
+            e = self._model.expected(t, y, leaks)
+            scale = np.where(self._is_flow, np.abs(e) + p.flow_scale_floor, 1.0)
+            res = ((y - e) / scale - s.bias0) / s.sigma
+            out[i] = np.nan_to_num(res[self._detect])
+        return out
+
+    def _raw_mean(self, samples: Sequence[tuple[float, np.ndarray]],
+                  leaks: Sequence[tuple[int, float]]) -> np.ndarray:
+        p = self.params
+        acc = np.zeros(len(self.sensor_ids))
+        for t, y in samples:
+            e = self._model.expected(t, y, leaks)
+            scale = np.where(self._is_flow, np.abs(e) + p.flow_scale_floor, 1.0)
+            acc += np.nan_to_num((y - e) / scale)
+        return acc / max(1, len(samples))
+
+    def _fit_signatures(self) -> np.ndarray:
+        """Change of the standardised residual per reference emitter at each junction (not normalised)."""
+        return self._ref.sensitivity[:, self._detect] / self._unit()[self._detect]
+
+    def _joint(self, samples: Sequence[tuple[float, np.ndarray]], leaks: Sequence[tuple[int, float]],
+               radius: float | None = None) -> FitResult:
+        r = self.params.refit_radius if radius is None else radius
+        return joint_refit(self._residuals, samples, leaks, self._fit_signatures(), self._ref.coefficient,
+                           self.params.refit_min_gain, near=lambda row: self._near_mask(row, r),
+                           move_relative=self.params.refit_move_relative)
+
+    def _near_mask(self, row: int, radius: float) -> np.ndarray:
+        """Candidates within ``radius`` m of candidate ``row`` (distances cached)."""
+        dist = self._near.get(row)
+        if dist is None:
+            dist = self.network.node_distances([self._ref.candidates[row]])[0][self._cand_net]
+            self._near[row] = dist
+        return dist <= radius
+
+    def _apply_fit(self, t: float, samples: Sequence[tuple[float, np.ndarray]], fit: FitResult) -> list[Alarm]:
+        """Adopt a re-fit: new positions and sizes, dropped leaks removed, the bias shifted by the model change."""
+        s, p = self._s, self.params
+        assert s.bias is not None
+        before = [(k.node_row, k.coefficient) for k in s.known]
+        old = s.known
+        s.repaired += len(old) - len(fit.kept)
+        s.known = [old[i] for i in fit.kept]
+        alarms: list[Alarm] = []
+        for k, (row, coefficient) in zip(s.known, fit.leaks, strict=True):
+            k.node_row, k.coefficient = row, coefficient
+            if p.realarm_distance > 0 and k.alarm_row >= 0 and row != k.alarm_row:
+                dist = self.network.node_distances([self._ref.candidates[k.alarm_row]])[0]
+                if dist[self.network.node_index[self._ref.candidates[row]]] > p.realarm_distance:
+                    k.alarm_row = row
+                    s.moved += 1
+                    others = [(o.node_row, o.coefficient) for o in s.known if o is not k]
+                    mean = self._residuals(samples, others).mean(axis=0)
+                    g = self._signatures()[row]
+                    cos = float(g @ mean / max(float(np.linalg.norm(mean)), 1e-12))
+                    worst = np.argsort(-np.abs(mean))[:8]
+                    names = tuple(np.array(self.sensor_ids)[self._detect][worst])
+                    alarms.append(self._alarm(t, row, coefficient, 1.0, max(0.0, cos), names))
+        after = [(k.node_row, k.coefficient) for k in s.known]
+        if after != before:
+            s.bias = s.bias + self._raw_mean(samples, after) - self._raw_mean(samples, before)
+        return alarms
+
+    def _refit_known(self, samples: list[tuple[float, np.ndarray]]) -> list[Alarm]:
+        s = self._s
+        s.refits += 1
+        fit = self._joint(samples, [(k.node_row, k.coefficient) for k in s.known])
+        return self._apply_fit(samples[-1][0], samples, fit)
+
+    def _alarm(self, t: float, row: int, coefficient: float, score: float, confidence: float,
+               sensors: tuple[str, ...]) -> Alarm:
+        node = self._ref.candidates[row]
+        pipe = self._pipe_for(row)
+        x, y = self.network.element_xy("node", node)
+        return Alarm(time=t, pipe=pipe or node, node=node, score=score, confidence=confidence,
+                     sensors=sensors, x=x, y=y, size_lps=coefficient * math.sqrt(40.0))
 
     def _check_repairs(self, zc: np.ndarray) -> None:
         """Drop known leaks whose modelled effect the readings persistently contradict.
