@@ -109,8 +109,12 @@ def create_app(cas: CAS) -> FastAPI:
         return await cas.release(instance_id, who(request))
 
     @app.get("/api/v1/bus/nats-authorization")
-    async def nats_authorization() -> dict[str, Any]:
-        return cas.nats_authorization()
+    async def nats_authorization(request: Request) -> dict[str, Any]:
+        return await cas.nats_authorization(who(request))
+
+    @app.get("/api/v1/bus/broker-config")
+    async def broker_config(request: Request) -> dict[str, Any]:
+        return await cas.broker_config(who(request))
 
     @app.get("/api/v1/manifest")
     async def get_manifest() -> dict[str, Any]:

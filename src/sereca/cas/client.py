@@ -327,6 +327,11 @@ class CASClient:
         """``{"users": {service: NATS permissions}, "ca_pem": ...}`` for the broker's config."""
         return await self._request("GET", "/api/v1/bus/nats-authorization")
 
+    async def broker_config(self) -> dict[str, Any]:
+        """The broker's TLS key pair, the deployment CA and per-service permissions (user with broker/configure);
+        see :func:`sereca.cas.broker.fetch_broker_config` for the typed form."""
+        return await self._request("GET", "/api/v1/bus/broker-config")
+
     async def audit(self) -> dict[str, Any]:
         return await self._request("GET", "/api/v1/audit")
 

@@ -685,14 +685,72 @@ class CAS:
         await self._commit()
         return {"name": name, "type": sec.type, **out}
 
-    def nats_authorization(self) -> dict[str, Any]:
+    def _nats_users(self, m: Manifest) -> dict[str, Any]:
+        subject_key = derive_subject_key(self._root)
+        return {name: nats_permissions(m.bus, name, subject_key) for name in sorted(m.services)}
+
+    async def nats_authorization(self, peer: Peer) -> dict[str, Any]:
         """Broker permissions per service, from the manifest's bus section (for nats-server's
         ``authorization.users`` with ``verify_and_map``: the identity is the service name, a DNS SAN
-        of every service certificate)."""
+        of every service certificate).  Only for a user with ``broker``/``configure``: the lists tie
+        each hashed subject to the services using it, which the broker must not learn from anyone."""
         m = self._require_manifest()
-        subject_key = derive_subject_key(self._root)
-        users = {name: nats_permissions(m.bus, name, subject_key) for name in sorted(m.services)}
-        return {"users": users, "ca_pem": self._ca.cert_pem.decode() if self._ca else None}
+        assert self.audit is not None
+        try:
+            self._require_user(peer, "broker", "configure")
+        except SerecaError as exc:
+            self._deny("broker.authorization", peer, exc)
+            raise
+        self.audit.record("broker.authorization", "allow", str(peer))
+        await self._commit()
+        return {"users": self._nats_users(m), "ca_pem": self._ca.cert_pem.decode() if self._ca else None}
+
+    async def broker_config(self, peer: Peer) -> dict[str, Any]:
+        """Everything a nats-server needs to enforce the manifest (``sereca cas broker-config``).
+
+        Its TLS certificate and key (the shared cert secret ``config.nats.server_cert``, issued by the
+        deployment CA), the deployment CA that issues client certificates, and the per-service
+        permissions.  Needs a user with ``broker``/``configure``; refused with a precise reason when the
+        manifest has no usable ``config.nats`` section.
+        """
+        m = self._require_manifest()
+        assert self.audit is not None and self._ca is not None
+        try:
+            self._require_user(peer, "broker", "configure")
+            nats = m.config.nats
+            if nats is None:
+                raise ConflictError(
+                    "the manifest has no config.nats section: add config.nats with url (tls://HOST:PORT), "
+                    "tls: true and server_cert naming a shared cert-ecdsa secret whose sans are the broker's "
+                    "host names"
+                )
+            if not nats.tls:
+                raise ConflictError(
+                    "config.nats.tls is false: services would connect without client certificates, so the "
+                    "broker could not tell them apart; set tls: true (and a tls:// url) before generating "
+                    "the broker's configuration"
+                )
+            if not nats.server_cert:
+                raise ConflictError(
+                    "config.nats.server_cert is not set: add a shared cert-ecdsa secret with the broker's host "
+                    "names as sans and name it in config.nats.server_cert"
+                )
+            stored = self._s["shared_certs"].get(nats.server_cert)
+            if stored is None:
+                raise NotFoundError(f"secret '{nats.server_cert}' has no certificate yet; set the manifest again")
+        except SerecaError as exc:
+            self._deny("broker.config", peer, exc)
+            raise
+        self.audit.record("broker.config", "allow", str(peer), secret=nats.server_cert)
+        await self._commit()
+        ca_pem = self._ca.cert_pem.decode()
+        return {
+            "url": nats.url,
+            "server_cert_pem": stored["cert_pem"] + ca_pem,
+            "server_key_pem": stored["key_pem"],
+            "ca_pem": ca_pem,
+            "users": self._nats_users(m),
+        }
 
     # ------------------------------------------------------------------ status, evidence, audit
 

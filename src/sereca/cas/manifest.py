@@ -47,6 +47,7 @@ ROLE_ACTIONS: dict[str, tuple[str, ...]] = {
     "manifest": ("read", "update"),
     "audit": ("read",),
     "recovery": ("recover",),
+    "broker": ("configure",),
 }
 KNOWN_TCB_STATUSES: tuple[str, ...] = (
     "UpToDate",
@@ -291,7 +292,7 @@ def check_address(address: str) -> str | None:
 
 
 class Role(_Model):
-    resource: Literal["secrets", "manifest", "audit", "recovery"]
+    resource: Literal["secrets", "manifest", "audit", "recovery", "broker"]
     actions: list[str]
     names: list[str] | None = Field(None, description="For 'secrets': the secrets it covers (default: all).")
 
@@ -329,6 +330,12 @@ class User(_Model):
 class NatsConfig(_Model):
     url: str
     tls: bool = True
+    server_cert: str | None = Field(
+        None,
+        description="Shared cert-* secret that is the broker's TLS server certificate (issued by the deployment CA; "
+        "its sans are the broker's host names). `sereca cas broker-config` hands it out with the broker's "
+        "per-service permissions.",
+    )
 
 
 class Config(_Model):
@@ -616,6 +623,16 @@ def _semantic_problems(m: Manifest, known: dict[str, set[str]]) -> Iterator[str]
             yield f"recovery.{owner}: a recovery key must be an RSA public key"
         elif key.key_size < 2048:
             yield f"recovery.{owner}: RSA key of {key.key_size} bits is too small (at least 2048)"
+    nats = m.config.nats
+    if nats is not None and nats.server_cert is not None:
+        sec = m.secrets.get(nats.server_cert)
+        if sec is None:
+            yield f"config.nats.server_cert: unknown secret '{nats.server_cert}' (define it under secrets as a cert-ecdsa)"
+        elif not isinstance(sec, CertSecret) or not sec.shared:
+            yield (f"config.nats.server_cert: secret '{nats.server_cert}' must be a shared cert-ecdsa, cert-ed25519 "
+                   "or cert-rsa secret (the broker's one certificate)")
+        if not nats.tls:
+            yield "config.nats.server_cert: set config.nats.tls to true; a server certificate without TLS is unused"
     if any(p.sim for p in m.packages.values()) and m.config.allow_simulation and not m.config.sim_roots:
         yield "config.sim_roots: allow_simulation is true but no simulated root is pinned (see `sereca tee info`)"
 

@@ -217,6 +217,29 @@ def self_signed(names: Iterable[str], validity_s: int = 86400) -> tuple[ec.Ellip
     return key, cert
 
 
+def user_certificate(common_name: str, validity_s: int = 86400) -> tuple[str, str]:
+    """A self-signed ECDSA client certificate and key (PEM) for a manifest user (an operator).
+
+    The CAS trusts each user certificate listed in the manifest as its own anchor,
+    so a user needs no CA; tools and the demo use this to make one.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    t = now()
+    name = _name(common_name)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(t - _CLOCK_SKEW)
+        .not_valid_after(t + dt.timedelta(seconds=validity_s))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return cert_pem(cert).decode(), key_pem(key).decode()
+
+
 def load_csr(pem: str) -> x509.CertificateSigningRequest:
     """A CSR whose self-signature verifies, or ActivationError."""
     try:

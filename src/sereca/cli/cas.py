@@ -1,4 +1,4 @@
-"""CAS commands: ``sereca cas start|verify|audit``, ``sereca manifest set|get|verify|schema|min-svn``,
+"""CAS commands: ``sereca cas start|verify|audit|broker-config``, ``sereca manifest set|get|verify|schema|min-svn``,
 ``sereca status``, ``sereca secret set|get``, ``sereca recover``, ``sereca cert root``.
 
 Connection settings (flags or environment):
@@ -199,6 +199,41 @@ def cas_audit(
         Console(stderr=True).print(f"{data['count']} entries written to {out} (chain verified, head {data['head']})")
     else:
         sys.stdout.write(text)
+
+
+def cas_broker_config(
+    out: Path = typer.Option(..., "--out", help="Directory for server.pem, server.key, ca.pem and sereca-broker.conf."),
+    url: str = UrlOpt,
+    root: Path = RootOpt,
+    cert: Path = CertOpt,
+    key: Path = KeyOpt,
+    insecure: bool = InsecureOpt,
+) -> None:
+    """Write the broker's mutual-TLS and per-service permission config (role broker/configure).
+
+    Include the generated file in the nats-server config (include "sereca-broker.conf"):
+    clients need a certificate from the deployment CA, and each service may publish and
+    subscribe only on the hashed subjects the manifest allows it.
+    """
+    from sereca.cas.broker import INCLUDE_NAME, fetch_broker_config
+
+    async def go() -> Any:
+        async with _client(url, root, insecure, cert, key) as c:
+            config = await fetch_broker_config(c)
+        config.port  # noqa: B018  (refuses a URL that is not tls://HOST:PORT, before anything is written)
+        return config
+
+    config = _run(go)
+    try:
+        paths = config.write(out)
+    except OSError as exc:
+        _fail(f"cannot write the broker configuration into {out}: {exc}")
+    err = Console(stderr=True)
+    err.print(f"broker configuration for {config.url}: {len(config.users)} service(s) "
+              f"({', '.join(sorted(config.users))}); mutual TLS with the deployment CA")
+    for p in paths:
+        err.print(f"  {p}")
+    err.print(f'add to the nats-server config: include "{out.resolve() / INCLUDE_NAME}"  (listen on port {config.port})')
 
 
 # ------------------------------------------------------------------------------ sereca manifest
@@ -411,6 +446,7 @@ def register(app: typer.Typer) -> None:
     cas.command("start")(cas_start)
     cas.command("verify")(cas_verify)
     cas.command("audit")(cas_audit)
+    cas.command("broker-config")(cas_broker_config)
     app.add_typer(cas, name="cas")
 
     manifest = typer.Typer(help="Manifests: validate, set, get, JSON Schema.", no_args_is_help=True)

@@ -47,7 +47,11 @@ class _Reporter:
 
     def event(self, kind: str, data: dict[str, Any]) -> None:
         if kind == "manifest":
-            self.line(f"NATS and CAS up; manifest set for {', '.join(data['services'])} ({data['network']})")
+            self.line(f"CAS up; manifest set for {', '.join(data['services'])} ({data['network']})")
+            broker = data.get("broker")
+            if broker:
+                self.line(f"NATS up at {broker['url']}: mutual TLS (client certificates from the deployment CA), "
+                          f"permissions from the manifest for {', '.join(broker['permissions'])}")
         elif kind == "service":
             self.line(f"[green]attested[/] {data['name']}: instance {data['instance']} (SIMULATED), pid {data['pid']}")
 
@@ -159,6 +163,7 @@ async def _run(options: Any, seconds: float | None, reporter: _Reporter, as_json
             "leaks": [leak.model_dump(mode="json") for leak in (demo.scenario.leaks if demo.scenario else [])],
             "speed": options.speed,
             "dashboard_url": demo.dashboard_url,
+            "broker": demo.broker_info(),
             "startup_s": round(startup_s, 2),
             "first_alert_s": round(reporter.first_alert_s, 2) if reporter.first_alert_s is not None else None,
         })

@@ -133,13 +133,14 @@ def base_manifest(sim: Sim, alice: User, bob: User, owner_pub: str, **config: An
             }
         },
         "users": {
-            "alice": {"certificate": alice.cert_pem, "roles": ["admin", "secrets", "auditor"]},
+            "alice": {"certificate": alice.cert_pem, "roles": ["admin", "secrets", "auditor", "broker"]},
             "bob": {"certificate": bob.cert_pem, "roles": []},
         },
         "roles": {
             "admin": {"resource": "manifest", "actions": ["update"]},
             "secrets": {"resource": "secrets", "actions": ["read", "write"]},
             "auditor": {"resource": "audit", "actions": ["read"]},
+            "broker": {"resource": "broker", "actions": ["configure"]},
         },
         "recovery": {"owner": owner_pub},
         "config": {"allow_simulation": True, "sim_roots": [sim.root], **config},

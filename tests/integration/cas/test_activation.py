@@ -186,8 +186,14 @@ async def _const(value: str) -> str:
     return value
 
 
-async def test_nats_authorization_from_the_manifest(ready, connect) -> None:
-    async with connect(ready) as c:
+async def test_nats_authorization_from_the_manifest(ready, connect, alice, bob) -> None:
+    from sereca.cas.errors import PermissionDenied
+
+    for user in (None, bob):  # anonymous, and a user without broker/configure
+        async with connect(ready, user) as c:
+            with pytest.raises(PermissionDenied, match="broker"):
+                await c.nats_authorization()
+    async with connect(ready, alice) as c:
         auth = await c.nats_authorization()
     assert set(auth["users"]) == {"detector", "gateway"}
     assert auth["ca_pem"] == ready.root_pem

@@ -3,11 +3,16 @@
 What :class:`WaterDemo` does, in order:
 
 1. a private temp dir: ``SERECA_HOME`` (the simulated TEE root), CAS state, logs;
-2. at once: the embedded nats-server (JetStream for the durable alarms), the
-   CAS in this process (simulated platform), the scenario and its network
-   loaded and checked, the water code measured as ``sereca run`` measures it;
+2. at once: the CAS in this process (simulated platform), an operator
+   certificate, the scenario and its network loaded and checked, the water
+   code measured as ``sereca run`` measures it;
 3. the application's manifest (``manifest.template.yaml`` filled in) set
-   through the CAS client: simulation admitted for this host's root only;
+   through the CAS client: simulation admitted for this host's root only, the
+   operator a user with role ``broker``/``configure``, NATS at ``tls://``;
+   then the embedded nats-server (JetStream for the durable alarms) configured
+   from the CAS as ``sereca cas broker-config`` does: TLS with the broker
+   certificate the CAS issued, client certificates from the deployment CA
+   required, and one permission set per service from the manifest's bus section;
 4. ``sereca run`` processes with ``SERECA_TEE=sim``, all four at once (the
    gateway starts its replay only when the detector answers on the bus);
 5. :meth:`WaterDemo.poll` reads the services' ``/metrics`` and the alert list;
@@ -42,12 +47,14 @@ from sereca.apps.water.errors import WaterConfigError
 from sereca.apps.water.models import Scenario, load_scenario
 from sereca.apps.water.services import manifest as water_manifest
 from sereca.apps.water.services.alertbook import default_radius
+from sereca.cas.pki import user_certificate
 
 DEMO_SCENARIO = Path(__file__).resolve().parent / "demo.scenario.yaml"
 DEFAULT_SPEED = 3600.0
 STARTUP_TIMEOUT = 90.0  # first run on a fresh machine builds the detector's reference model
 STOP_TIMEOUT = 15.0
 LOG_TAIL = 12
+OPERATOR = "demo-operator"  # the manifest user (role broker-operator) that fetches the broker's config
 
 
 class DemoError(WaterConfigError):
@@ -183,6 +190,9 @@ class WaterDemo:
         self.root: Path | None = None
         self.home: Path | None = None
         self.nats: Any = None
+        self.nats_port = 0
+        self.broker: Any = None  # sereca.cas.broker.BrokerConfig: what the broker enforces
+        self.operator: tuple[str, str] | None = None  # the demo operator's certificate and key (PEM)
         self.cas: Any = None
         self.cas_root_file: Path | None = None
         self.scenario: Scenario | None = None
@@ -214,20 +224,26 @@ class WaterDemo:
         self.home = self.root / "home"
         (self.root / "logs").mkdir()
         self.home.mkdir(mode=0o700)
-        nats_task = asyncio.create_task(asyncio.to_thread(self._start_nats))
+        self.nats_port = _free_port("127.0.0.1")
+        operator_task = asyncio.create_task(asyncio.to_thread(user_certificate, OPERATOR))
         scenario_task = asyncio.create_task(asyncio.to_thread(self._load_scenario))
         measure_task = asyncio.create_task(asyncio.to_thread(
             water_manifest.measurement, water_manifest.SERVICES["leak-detector"]))
         try:
             await self._start_cas()
-            await asyncio.gather(nats_task, scenario_task, measure_task)
+            await asyncio.gather(operator_task, scenario_task, measure_task)
         finally:
-            for task in (nats_task, scenario_task, measure_task):
+            for task in (operator_task, scenario_task, measure_task):
                 if not task.done():
                     task.cancel()
+        self.operator = operator_task.result()
         self.manifest = self._render(measure_task.result())
         await self._set_manifest()
-        self.on_event("manifest", {"services": list(opts.services), "network": self.network_name})
+        # The broker comes from the manifest: its certificate and the per-service permissions, fetched
+        # by the demo's operator exactly as `sereca cas broker-config` does.
+        await self._start_nats()
+        self.on_event("manifest", {"services": list(opts.services), "network": self.network_name,
+                                   "broker": self.broker_info()})
         # All at once: the gateway holds its replay until the detector answers on the bus.
         await asyncio.gather(*(self.launch(name) for name in opts.services))
         self.ready_at = time.monotonic()
@@ -236,12 +252,17 @@ class WaterDemo:
             host = f"[{opts.host}]" if ":" in opts.host else opts.host
             self.dashboard_url = f"http://{host}:{port}/?token={self.token}"
 
-    def _start_nats(self) -> None:
-        from sereca.bus.nats_server import EmbeddedNatsServer
+    async def _start_nats(self) -> None:
+        from sereca.cas.broker import fetch_broker_config
+        from sereca.cas.client import CASClient
 
-        assert self.root is not None
-        self.nats = EmbeddedNatsServer(host="127.0.0.1", jetstream=True, workdir=self.root / "nats")
-        self.nats.start()
+        assert self.root is not None and self.cas is not None and self.operator is not None
+        cert_pem, key_pem = self.operator
+        async with CASClient(self.cas.url, root_pem=self.cas.root_pem, cert_pem=cert_pem, key_pem=key_pem) as client:
+            self.broker = await fetch_broker_config(client)
+        server = self.broker.embedded_server(jetstream=True, workdir=self.root / "nats")
+        self.nats = server
+        await asyncio.to_thread(server.start)
 
     async def _start_cas(self) -> None:
         from sereca.cas.server import CASServer
@@ -279,7 +300,7 @@ class WaterDemo:
         from sereca.tee import sim_root_fingerprint
 
         opts, scenario = self.options, self.scenario
-        assert scenario is not None and self.nats is not None and self.home is not None
+        assert scenario is not None and self.operator is not None and self.home is not None
         doc = water_manifest.render({
             "MEASUREMENT": measurement,
             "SPEED": f"{opts.speed:g}",
@@ -293,7 +314,9 @@ class WaterDemo:
             "DEDUP_RADIUS": f"{self.radius:.3f}",
             "DASHBOARD_TOKEN": self.token,
             "SIM_ROOT": sim_root_fingerprint(str(self.home)),
-            "NATS_URL": self.nats.url,
+            "NATS_URL": f"tls://127.0.0.1:{self.nats_port}",
+            "NATS_HOSTS": ["127.0.0.1", "localhost"],
+            "OPERATORS": {OPERATOR: {"certificate": self.operator[0], "roles": ["broker-operator"]}},
         })
         if opts.customize is not None:
             opts.customize(doc)
@@ -432,6 +455,13 @@ class WaterDemo:
                 "ready_s": round(svc.ready_s, 2) if svc.ready_s is not None else None,
             })
         return rows
+
+    def broker_info(self) -> dict[str, Any] | None:
+        """What the demo's broker enforces (None before it runs)."""
+        if self.broker is None:
+            return None
+        return {"url": self.broker.url, "mutual_tls": True, "client_ca": "deployment CA",
+                "permissions": sorted(self.broker.users)}
 
     def failed(self) -> list[ServiceProcess]:
         return [svc for svc in self.services.values() if not svc.running]
