@@ -33,6 +33,12 @@ Method (details, parameters and measured quality in docs/water.md):
    while the bias settles (with the faster time constant ``holdoff_tau``).
    A later detection that localises within ``merge_distance`` of a known leak
    is the same leak growing (incipient): its size is increased, no new alarm.
+6. **Joint re-fit of the modelled leaks** (:mod:`~sereca.apps.water.localise_joint`),
+   every ``refit_interval`` and before alarming on a detection: positions and sizes
+   of all modelled leaks are re-fitted together; leaks that explain nothing any more
+   are dropped (repairs); a detection the re-fitted known leaks explain as well is
+   not alarmed; a leak the re-fit moves more than ``realarm_distance`` from where it
+   was alarmed is alarmed again at its new place.
 """
 
 from __future__ import annotations
@@ -70,8 +76,8 @@ class DetectorParams(BaseModel):
     h: float = Field(default=12.0, gt=0, description="CUSUM alarm threshold, in standard deviations")
     z_clip: float = Field(default=4.0, gt=0, description="standardised residuals are clipped to +-z_clip")
     baseline_tau: Seconds = Field(default=12 * 3600.0, gt=0, description="s, time constant of the bias")
-    localise_delay: Seconds = Field(default=3600.0, description="s of data collected after detection")
-    holdoff: Seconds = Field(default=3 * 3600.0, description="s after a detection with CUSUMs frozen")
+    localise_delay: Seconds = Field(default=3 * 3600.0, description="s of data collected after detection")
+    holdoff: Seconds = Field(default=4 * 3600.0, description="s after a detection with CUSUMs frozen")
     holdoff_tau: Seconds = Field(default=3600.0, gt=0, description="s, time constant of the bias in holdoff")
     known_uncertainty_pressure: float = Field(
         default=0.1, ge=0, description="relative error of a known leak's modelled effect on pressures")
@@ -98,6 +104,8 @@ class DetectorParams(BaseModel):
         default=200.0, gt=0, description="m: how far modelled leaks may move when explaining a detection")
     explain_min_relative: float = Field(
         default=0.1, ge=0, le=1, description="a new leak must lower the re-fit objective by this fraction")
+    explain_max_growth: float = Field(
+        default=1e9, gt=0, description="a modelled leak may grow at most this factor when explaining a detection")
     explain_check: bool = Field(
         default=True, description="no alarm when re-fitting the modelled leaks explains a detection as well")
     realarm_distance: float = Field(
@@ -472,7 +480,7 @@ class LeakDetector:
             # leave unexplained? Re-fit them jointly with and without the new one.
             samples = self._spread(d.readings, p.refit_samples)
             existing = [(k.node_row, k.coefficient) for k in s.known]
-            without = self._joint(samples, existing, p.explain_radius)
+            without = self._joint(samples, existing, p.explain_radius, p.explain_max_growth)
             with_new = self._joint(samples, [*existing, (row, coefficient)], p.explain_radius)
             new_kept = len(existing) in with_new.kept
             self._log.append((t, "explain", f"without={without.sse:.0f} with={with_new.sse:.0f} start={without.sse_start:.0f} kept={new_kept}", 0))
@@ -581,11 +589,11 @@ class LeakDetector:
         return self._ref.sensitivity[:, self._detect] / self._unit()[self._detect]
 
     def _joint(self, samples: Sequence[tuple[float, np.ndarray]], leaks: Sequence[tuple[int, float]],
-               radius: float | None = None) -> FitResult:
+               radius: float | None = None, max_growth: float = math.inf) -> FitResult:
         r = self.params.refit_radius if radius is None else radius
         return joint_refit(self._residuals, samples, leaks, self._fit_signatures(), self._ref.coefficient,
                            self.params.refit_min_gain, near=lambda row: self._near_mask(row, r),
-                           move_relative=self.params.refit_move_relative)
+                           move_relative=self.params.refit_move_relative, max_growth=max_growth)
 
     def _near_mask(self, row: int, radius: float) -> np.ndarray:
         """Candidates within ``radius`` m of candidate ``row`` (distances cached)."""

@@ -45,7 +45,8 @@ def _sse(r: np.ndarray) -> float:
 
 def fit_one(residuals: Residuals, samples: Sequence[Sample], others: Sequence[Leak], signatures: np.ndarray,
             ref_coefficient: float, current: Leak | None, screen: int = 6, allowed: np.ndarray | None = None,
-            newton: int = 2, move_gain: float = 0.0, move_relative: float = 0.0) -> tuple[Leak | None, float, float]:
+            newton: int = 2, move_gain: float = 0.0, move_relative: float = 0.0,
+            max_coeff: float = np.inf) -> tuple[Leak | None, float, float]:
     """Best single leak added to ``others``: ``(leak, sse_with, sse_without)``.
 
     ``signatures``: (n_candidates, n_detect) change of the standardised residual per
@@ -76,6 +77,7 @@ def fit_one(residuals: Residuals, samples: Sequence[Sample], others: Sequence[Le
     stay: Leak | None = None
     stay_sse = sse0
     for row, coeff in starts:
+        coeff = min(coeff, max_coeff)
         if coeff <= 0 or gg[row] <= 0:
             continue
         for it in range(newton + 1):
@@ -88,7 +90,7 @@ def fit_one(residuals: Residuals, samples: Sequence[Sample], others: Sequence[Le
             if it == newton:
                 break
             step = float(signatures[row] @ r.sum(axis=0)) / (n * gg[row]) * ref_coefficient
-            coeff = max(coeff + step, 0.05 * coeff)
+            coeff = min(max(coeff + step, 0.05 * coeff), max_coeff)
     if stay is not None and best is not None and best[0] != stay[0]:
         if stay_sse - best_sse <= max(move_gain, move_relative * stay_sse):
             return stay, stay_sse, sse0
@@ -97,12 +99,14 @@ def fit_one(residuals: Residuals, samples: Sequence[Sample], others: Sequence[Le
 
 def joint_refit(residuals: Residuals, samples: Sequence[Sample], leaks: Sequence[Leak], signatures: np.ndarray,
                 ref_coefficient: float, min_gain: float, rounds: int = 1, screen: int = 6,
-                near: Callable[[int], np.ndarray] | None = None, move_relative: float = 0.0) -> FitResult:
+                near: Callable[[int], np.ndarray] | None = None, move_relative: float = 0.0,
+                max_growth: float = np.inf) -> FitResult:
     """Coordinate descent over all modelled leaks; drop those that explain less than ``min_gain``.
 
     ``min_gain`` is per sample: a leak is kept when it lowers the objective by at least
     ``min_gain * len(samples)`` compared with the same model without it. ``near(row)``
-    gives the candidates a leak now at ``row`` may move to (None: anywhere).
+    gives the candidates a leak now at ``row`` may move to (None: anywhere); no leak may
+    grow beyond ``max_growth`` times its input size.
     """
     current = list(leaks)
     alive = list(range(len(leaks)))
@@ -115,7 +119,8 @@ def joint_refit(residuals: Residuals, samples: Sequence[Sample], leaks: Sequence
             leak, sse_with, sse_without = fit_one(residuals, samples, others, signatures, ref_coefficient,
                                                   current[j], screen=screen,
                                                   allowed=near(current[j][0]) if near else None,
-                                                  move_gain=min_gain * len(samples), move_relative=move_relative)
+                                                  move_gain=min_gain * len(samples), move_relative=move_relative,
+                                                  max_coeff=max_growth * leaks[alive[j]][1])
             if leak is None or sse_without - sse_with < min_gain * len(samples):
                 del current[j]
                 del alive[j]
