@@ -32,7 +32,8 @@ def test_detects_and_localises_a_leak(net3, leaky, cache_dir: Path) -> None:  # 
         alarms = detector.run(leaky)
     assert alarms, "the leak was not detected"
     first = alarms[0]
-    assert LEAK.start < first.time <= LEAK.start + 3 * 3600  # no alarm before it, found within 3 h
+    # no alarm before it; found within 5 h (the detector localises over localise_delay = 3 h)
+    assert LEAK.start < first.time <= LEAK.start + 5 * 3600
     distance = net3.pipe_distance_fn([LEAK.pipe])(LEAK.pipe, first.pipe)
     assert distance < 1000.0  # Net3's pipes are long (median ~300 m)
     assert 0.5 <= first.confidence <= 1.0 and first.sensors
