@@ -71,11 +71,11 @@ class Message:
     """A delivered message.  ``reply``/``fail`` answer a ``request``."""
 
     __slots__ = ("address", "body", "headers", "sender", "session", "seq", "timestamp_ms", "kind",
-                 "sender_verified", "_bus", "_reply_to", "_reply_key", "_replied")
+                 "sender_verified", "durable", "_bus", "_reply_to", "_reply_key", "_replied")
 
     def __init__(self, address: str, body: Any, headers: dict[str, str], sender: str, session: bytes, seq: int,
                  timestamp_ms: int, kind: int, sender_verified: bool, bus: EventBus | None = None,
-                 reply_to: str = "", reply_key: bytes = b"") -> None:
+                 reply_to: str = "", reply_key: bytes = b"", durable: bool = False) -> None:
         self.address = address
         self.body = body
         self.headers = headers
@@ -85,6 +85,7 @@ class Message:
         self.timestamp_ms = timestamp_ms
         self.kind = kind
         self.sender_verified = sender_verified
+        self.durable = durable  # stored by the broker: acked when the handler returns, redelivered if it raises
         self._bus = bus
         self._reply_to = reply_to
         self._reply_key = reply_key
@@ -348,7 +349,7 @@ class _Inbound:
             off += E.REPLY_KEY
         body = self.decode(plaintext[off:])
         return Message(address, body, headers, env.sender, env.session, env.seq, env.ts_ms, env.kind, verified,
-                       bus, reply, reply_key)
+                       bus, reply, reply_key, self.durable)
 
 
 def _misaddressed(detail: str) -> EnvelopeError:

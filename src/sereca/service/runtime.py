@@ -191,6 +191,11 @@ class Runtime:
         if self.state not in ("starting", "ready"):
             if wants_reply:
                 await self._fail(msg, CODE_STOPPING, f"service {self.service.name!r} is stopping")
+            elif getattr(msg, "durable", False):
+                # Returning would acknowledge a stored message nobody handled: raise, so the bus
+                # leaves it to the broker to redeliver (to another instance, or after a restart).
+                raise ServiceError(f"service {self.service.name!r} is stopping: durable message on {addr!r} "
+                                   "left for redelivery")
             return
         c.received.inc()
         try:

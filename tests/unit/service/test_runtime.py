@@ -230,3 +230,39 @@ async def test_simulation_is_logged_loudly_at_start(bus: Any, caplog: Any) -> No
     async with Service("s").run_local(bus, simulated=True, platform="sim"):
         pass
     assert any(r.levelname == "WARNING" and "*** SIMULATION ***" in r.getMessage() for r in caplog.records)
+
+
+async def test_durable_message_arriving_while_draining_is_redelivered_not_acked(broker: Any) -> None:
+    """A stored message reaching a draining service must not be acknowledged unhandled (it would be lost)."""
+    from sereca.bus.api import EventBus, Identity
+    from sereca.bus.keys import Keyring
+    from sereca.bus.transports import InProcessTransport
+
+    section = {"addresses": {"jobs": {"send": ["peer"], "consume": ["svc"], "durable": True}}}
+
+    def bus_for(service: str) -> EventBus:
+        return EventBus(Keyring.for_service(bytes(32), section, service), InProcessTransport(broker),
+                        Identity(service), durable_ack_wait=1.0)
+
+    svc = Service("svc")
+    got: list[str] = []
+
+    @svc.consumer("jobs")
+    async def on_job(body: str) -> None:
+        got.append(body)
+
+    async with bus_for("svc") as bus, bus_for("peer") as peer:
+        async with svc.run_local(bus) as rt:
+            rt.state = "draining"  # as between SIGTERM and the consumers' unregistration
+            try:
+                await asyncio.wait_for(peer.send("jobs", "j1"), T)
+                await asyncio.sleep(0.1)
+                assert got == [] and bus.metrics.handler_errors >= 1
+            finally:
+                rt.state = "ready"  # (stop() waits for a drain it did not start)
+            await asyncio.wait_for(_until(lambda: got == ["j1"]), T)  # redelivered, not lost
+
+
+async def _until(cond: Any) -> None:
+    while not cond():
+        await asyncio.sleep(0.02)
