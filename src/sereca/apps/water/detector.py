@@ -57,7 +57,11 @@ from sereca.apps.water.errors import WaterConfigError
 from sereca.apps.water.localise_joint import FitResult, joint_refit
 from sereca.apps.water.models import Hydraulics, Seconds, SensorSet
 from sereca.apps.water.network import Network, load_network
-from sereca.apps.water.reference import ConditionedModel, ReferenceData, load_or_build_reference
+from sereca.apps.water.reference import (
+    ConditionedModel,
+    ReferenceData,
+    load_or_build_reference,
+)
 
 _KNOWN_LEAK_MAX = 32
 
@@ -217,7 +221,7 @@ class LeakDetector:
         self._detect = ~self._model.boundary & (self._is_pressure | self._is_flow)
         self._pipes: dict[int, str | None] = {}
         self._near: dict[int, np.ndarray] = {}
-        self._log: list[tuple[float, str, str, float]] = []  # decisions, for diagnosis
+        self._log: deque[tuple[float, str, str, float]] = deque(maxlen=256)  # recent decisions, for diagnosis
         self._cand_net = np.array([network.node_index[c] for c in reference.candidates], dtype=int)
         window = params.signature_steps + int(params.localise_delay // params.step) + 2
         self._s = _State(recent=deque(maxlen=window), readings=deque(maxlen=window),
@@ -483,7 +487,8 @@ class LeakDetector:
             without = self._joint(samples, existing, p.explain_radius, p.explain_max_growth)
             with_new = self._joint(samples, [*existing, (row, coefficient)], p.explain_radius)
             new_kept = len(existing) in with_new.kept
-            self._log.append((t, "explain", f"without={without.sse:.0f} with={with_new.sse:.0f} start={without.sse_start:.0f} kept={new_kept}", 0))
+            note = f"without={without.sse:.0f} with={with_new.sse:.0f} start={without.sse_start:.0f} kept={new_kept}"
+            self._log.append((t, "explain", note, 0.0))
             gain = without.sse - with_new.sse
             if (not new_kept or gain < p.refit_min_gain * len(samples)
                     or gain < p.explain_min_relative * without.sse):

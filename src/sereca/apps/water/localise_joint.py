@@ -91,9 +91,9 @@ def fit_one(residuals: Residuals, samples: Sequence[Sample], others: Sequence[Le
                 break
             step = float(signatures[row] @ r.sum(axis=0)) / (n * gg[row]) * ref_coefficient
             coeff = min(max(coeff + step, 0.05 * coeff), max_coeff)
-    if stay is not None and best is not None and best[0] != stay[0]:
-        if stay_sse - best_sse <= max(move_gain, move_relative * stay_sse):
-            return stay, stay_sse, sse0
+    if (stay is not None and best is not None and best[0] != stay[0]
+            and stay_sse - best_sse <= max(move_gain, move_relative * stay_sse)):
+        return stay, stay_sse, sse0
     return best, best_sse, sse0
 
 
