@@ -33,6 +33,11 @@ A reading is one sensor value; the gateway batches one time step's values
    receipt, upper bound of the detector's histogram bucket).  The detector
    runs with ``refine_candidates: 4``: its default (80) re-solves the network
    ~1,200 times per localisation, about 1 s, which alone exceeds the target.
+   It runs twice on the same scenario: with ``explain_before_alarm: false``
+   (the alarm is raised right after localisation, the joint re-fit of the
+   modelled leaks runs on the next step) for ``p99_alert_latency_ms``, and
+   with the detector's default (the re-fit before alarming, 0.3-0.7 s) for
+   ``p99_alert_latency_ms_explain`` and the other ``*_explain`` keys.
 
 Prints one JSON line with ``--json``: ``readings_per_s`` and
 ``p99_alert_latency_ms`` plus what they were measured on.
@@ -229,7 +234,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                                   "throughput_days": args.days}
         refine = {"refine_candidates": args.refine}
         result.update(await throughput(quiet, log, refine if not args.default_detector else {}))
-        result.update(await latency(_scenario_file(Path(d), args.latency_days), log, refine))
+        bursts = _scenario_file(Path(d), args.latency_days)
+        # Fast alarms (the explain re-fit deferred to the next step), then the default for comparison.
+        result.update(await latency(bursts, log, {**refine, "explain_before_alarm": False}))
+        explain = await latency(bursts, log, refine)
+        result.update({f"{key}_explain": explain[key] for key in (
+            "p99_alert_latency_ms", "p50_alert_latency_ms", "max_alert_latency_ms", "alerts_sampled")})
     result.update({
         "targets": {"readings_per_s": TARGET_READINGS_PER_S, "p99_alert_latency_ms": TARGET_P99_MS},
         "meets_targets": result["readings_per_s"] >= TARGET_READINGS_PER_S
