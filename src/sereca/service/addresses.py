@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import re
 
+from sereca.bus.keys import is_pattern, is_subpattern, matches
 from sereca.service.errors import ServiceDefinitionError
+
+# Matching follows the bus's own rules; only the stricter token check is the runtime's.
+__all__ = ["check_address", "covers", "is_pattern", "matches"]
 
 # Tokens are restricted so an address never smuggles broker syntax or whitespace.
 _TOKEN = re.compile(r"^[A-Za-z0-9_\-]+$")
@@ -34,33 +38,6 @@ def check_address(address: str, *, allow_wildcards: bool) -> str:
     return address
 
 
-def is_pattern(address: str) -> bool:
-    return any(t in ("*", ">") for t in address.split("."))
-
-
-def matches(pattern: str, address: str) -> bool:
-    """True if the concrete ``address`` is covered by ``pattern``."""
-    p, a = pattern.split("."), address.split(".")
-    for i, token in enumerate(p):
-        if token == ">":
-            return len(a) > i
-        if i >= len(a) or (token != "*" and token != a[i]):
-            return False
-    return len(p) == len(a)
-
-
 def covers(outer: str, inner: str) -> bool:
     """True if every address matched by pattern ``inner`` is matched by pattern ``outer``."""
-    o, n = outer.split("."), inner.split(".")
-    for i, token in enumerate(o):
-        if token == ">":
-            return len(n) > i
-        if i >= len(n):
-            return False
-        if n[i] == ">":
-            return False
-        if token == "*":
-            continue
-        if n[i] == "*" or n[i] != token:
-            return False
-    return len(o) == len(n)
+    return is_subpattern(inner, outer)
