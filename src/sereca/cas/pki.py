@@ -197,12 +197,11 @@ def default_sans(listen_host: str | None = None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def self_signed(names: Iterable[str], validity_s: int = 86400) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """An ephemeral TLS certificate (recovery mode, when the root key is sealed away)."""
-    key = ec.generate_private_key(ec.SECP256R1())
+def _self_signed_builder(key: ec.EllipticCurvePrivateKey, common_name: str, validity_s: int) -> x509.CertificateBuilder:
+    """Subject = issuer = ``common_name``, valid from now (less clock skew) for ``validity_s``."""
     t = now()
-    name = _name("SERECA CAS (recovery mode)")
-    cert = (
+    name = _name(common_name)
+    return (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -210,6 +209,14 @@ def self_signed(names: Iterable[str], validity_s: int = 86400) -> tuple[ec.Ellip
         .serial_number(x509.random_serial_number())
         .not_valid_before(t - _CLOCK_SKEW)
         .not_valid_after(t + dt.timedelta(seconds=validity_s))
+    )
+
+
+def self_signed(names: Iterable[str], validity_s: int = 86400) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """An ephemeral TLS certificate (recovery mode, when the root key is sealed away)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        _self_signed_builder(key, "SERECA CAS (recovery mode)", validity_s)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectAlternativeName(_sans(names)), critical=False)
         .sign(key, hashes.SHA256())
@@ -224,16 +231,8 @@ def user_certificate(common_name: str, validity_s: int = 86400) -> tuple[str, st
     so a user needs no CA; tools and the demo use this to make one.
     """
     key = ec.generate_private_key(ec.SECP256R1())
-    t = now()
-    name = _name(common_name)
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(t - _CLOCK_SKEW)
-        .not_valid_after(t + dt.timedelta(seconds=validity_s))
+        _self_signed_builder(key, common_name, validity_s)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .sign(key, hashes.SHA256())
     )
