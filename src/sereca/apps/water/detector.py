@@ -24,9 +24,16 @@ Method (details, parameters and measured quality in docs/water.md):
 4. **Localisation by pressure sensitivity.** After a crossing the detector
    keeps collecting for ``localise_delay``; the mean standardised residual
    over the CUSUM run plus that delay is compared (cosine similarity) with
-   every junction's leak signature; the alarm names the best junction's
-   longest pipe. A detection matching no signature better than
-   ``min_confidence`` is dropped as noise.
+   every junction's leak signature; a detection matching no signature better
+   than ``min_confidence`` is dropped as noise. The location is refined by
+   re-solving the network with a leak at the ``refine_candidates`` junctions
+   that best match the mean residual *when the first re-solved time step
+   arrives* (half-way through the window), at a few time steps of the later
+   half of the window, each as soon as it arrives: per time step one solve
+   without the new leak and one with it at each candidate; the residual is
+   taken as linear in the leak's size between the two, so each candidate's
+   misfit is evaluated at sizes from the full window's residual at the end.
+   The alarm names the best junction's longest pipe.
 5. **Known leaks join the model.** A localised leak becomes an EPANET emitter
    at its junction, sized from the residual, so the model predicts how its
    effect swings with demand over the day; CUSUMs are frozen for ``holdoff``
@@ -40,14 +47,23 @@ Method (details, parameters and measured quality in docs/water.md):
    not alarmed; a leak the re-fit moves more than ``realarm_distance`` from where it
    was alarmed is alarmed again at its new place. With ``explain_before_alarm=False``
    the detection is alarmed without that check and the re-fit (new leak included)
-   runs on the next step, keeping the alarm step cheap.
+   runs after the alarm.
+7. **Bounded work per step.** Steps 4 and 6 (hundreds of EPANET solves each) are
+   jobs: generators that yield before every solve (``yield from`` through the
+   joint re-fit). :meth:`LeakDetector.update` does the step's own solve, then
+   advances the queued jobs by at most ``work_budget`` solves, localisations
+   first (an alarm waits for them), periodic and deferred re-fits with what is
+   left; a job's result (an alarm, new leak positions and sizes with the bias
+   shift) is applied at the step it finishes. Nothing depends on wall-clock
+   time: offline runs give exactly what a live stream gives. A background re-fit
+   overtaken by a localisation that changed the modelled leaks is dropped.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -56,7 +72,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from sereca.apps.water.errors import WaterConfigError
-from sereca.apps.water.localise_joint import FitResult, joint_refit
+from sereca.apps.water.localise_joint import FitResult, joint_refit_steps
 from sereca.apps.water.models import Hydraulics, Seconds, SensorSet
 from sereca.apps.water.network import Network, load_network
 from sereca.apps.water.reference import (
@@ -66,6 +82,11 @@ from sereca.apps.water.reference import (
 )
 
 _KNOWN_LEAK_MAX = 32
+# What a job yields: SOLVE before each EPANET solve (one unit of work_budget); WAIT when it
+# needs readings that have not arrived yet (it is resumed on a later step).
+SOLVE = "solve"
+WAIT = "wait"
+Steps = Generator[str, None, Any]
 
 
 class DetectorParams(BaseModel):
@@ -118,11 +139,21 @@ class DetectorParams(BaseModel):
         default=True,
         description=("run explain_check's two joint re-fits before alarming (the figures in docs/water.md); "
                      "False: alarm right after localisation and re-fit the modelled leaks, new one included, "
-                     "on the next step instead (a cheap alarm step; the check cannot withhold that alarm, a "
-                     "re-fit moving the leak > realarm_distance alarms again; quality not measured)"))
+                     "afterwards as a background job (the alarm comes up to ~2 h of simulated time sooner; the "
+                     "check cannot withhold it, a re-fit moving the leak > realarm_distance alarms again; "
+                     "quality not measured)"))
     realarm_distance: float = Field(
         default=300.0, ge=0, description="m: a re-fit moving a leak this far raises a new alarm there (0: never)")
     refine_candidates: int = Field(default=80, ge=1, description="junctions re-simulated to pick the location")
+    refine_exact: int = Field(
+        default=5, ge=1, description=("of those, the best (by the linearised misfit) re-solved at their final sizes "
+                                      "when the localisation window closes; the best of these is the location"))
+    work_budget: int = Field(
+        default=24, ge=1,
+        description=("EPANET solves per time step for the heavy work (localisation re-solves, joint re-fits), "
+                     "besides the step's own solve: that work runs as jobs spread over the following steps, "
+                     "so no update() costs more than ~(1 + work_budget) solves and results do not depend "
+                     "on wall-clock time"))
     signature_steps: int = Field(default=24, ge=1, description="max steps of CUSUM run used to localise")
     min_sigma_pressure: float = Field(default=0.005, gt=0, description="m")
     min_sigma_flow: float = Field(default=0.001, gt=0, description="relative (flow residuals are relative)")
@@ -173,7 +204,22 @@ class _Detection:
     sensors: tuple[str, ...]
     z_rows: list[np.ndarray]
     readings: list[tuple[float, np.ndarray]]
-    localised: bool = False
+    localised: bool = False  # the localisation job has finished (alarmed, merged or dropped)
+    localised_at: float = math.inf
+    closed: bool = False  # localise_delay has passed: z_rows and readings are complete
+    samples: list[int] = field(default_factory=list)  # indices in readings the refine job re-solves
+    started: bool = False  # the localisation job is queued
+
+
+@dataclass
+class _Job:
+    """Heavy work spread over time steps: a generator yielding SOLVE / WAIT, then returning its result."""
+
+    kind: str
+    steps: Steps
+    done: Callable[[float, Any], list[Alarm]]  # applies the result; returns alarms (no solves)
+    urgent: bool = False  # localisation (an alarm waits for it): runs before the background re-fits
+    pending: bool = False  # it yielded SOLVE: the next resumption does one solve
 
 
 @dataclass
@@ -189,8 +235,9 @@ class _State:
     last_refit: float = -math.inf
     refits: int = 0
     moved: int = 0
-    pending_explain: list[tuple[float, np.ndarray]] | None = None  # samples of a deferred explain re-fit
     deferred_refits: int = 0
+    jobs: list[_Job] = field(default_factory=list)  # urgent ones first, else in order; work_budget solves a step
+    job_solves: dict[str, int] = field(default_factory=dict)  # per job kind
     sigma: np.ndarray | None = None
     cusum: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per sensor
     bank: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per candidate junction
@@ -292,6 +339,53 @@ class LeakDetector:
         s.steps += 1
         if s.t0 is None:
             s.t0 = t
+        alarms = self._step(t, y)
+        alarms += self._work(t)
+        d = s.detection
+        if (d is not None and d.localised and t - d.t >= p.holdoff
+                and t - d.localised_at >= p.holdoff - p.localise_delay):
+            s.detection = None  # the bias has settled on the newly modelled leak
+            self._reset_cusums()
+        return alarms
+
+    def _work(self, t: float) -> list[Alarm]:
+        """Advance the queued jobs by at most ``work_budget`` EPANET solves; apply those that finish.
+
+        Urgent jobs (localisations) go first; a job waiting for readings lets the next one run.
+        """
+        s = self._s
+        budget = self.params.work_budget
+        alarms: list[Alarm] = []
+        waiting: set[int] = set()
+        while True:
+            ready = [job for job in s.jobs if id(job) not in waiting]
+            if not ready:
+                break
+            job = min(ready, key=lambda j: not j.urgent)  # the first urgent one, else the first
+            if job.pending:
+                if budget <= 0:
+                    break
+                budget -= 1
+                s.job_solves[job.kind] = s.job_solves.get(job.kind, 0) + 1
+            try:
+                token = next(job.steps)
+            except StopIteration as stop:
+                s.jobs.remove(job)
+                alarms += job.done(t, stop.value)
+                continue
+            job.pending = token == SOLVE
+            if token == WAIT:
+                waiting.add(id(job))
+        return alarms
+
+    def _solve(self, t: float, y: np.ndarray, leaks: Sequence[tuple[int, float]]) -> Generator[str, None, np.ndarray]:
+        """One EPANET solve inside a job (one unit of ``work_budget``)."""
+        yield SOLVE
+        return self._model.expected(t, y, leaks)
+
+    def _step(self, t: float, y: np.ndarray) -> list[Alarm]:
+        """The streaming part of a time step: residuals, bias, CUSUMs (one EPANET solve)."""
+        s, p = self._s, self.params
         leaks = [(k.node_row, k.coefficient) for k in s.known] if p.model_known else []
         expected = self._model.expected(t, y, leaks)
         # Flow meters err in proportion to the flow: residuals are measured in units of
@@ -326,20 +420,13 @@ class LeakDetector:
         s.recent.append(z)
         s.readings.append((t, y))
         s.history.append((t, y))
-        deferred: list[Alarm] = []
-        if s.pending_explain is not None:
-            samples, s.pending_explain = s.pending_explain, None
-            deferred = self._deferred_explain(t, samples)
         if s.detection is not None:
-            return deferred + self._analyse(t, z)
-        if deferred:
-            return deferred
-        if (p.refit_interval > 0 and s.known and p.model_known
+            self._analyse(t, z)
+            return []
+        if (p.refit_interval > 0 and s.known and p.model_known and not s.jobs
                 and t - max(s.last_refit, s.known[-1].alarm_time) >= p.refit_interval):
             s.last_refit = t
-            moved = self._refit_known(self._spread(list(s.history), p.refit_samples))
-            if moved:
-                return moved
+            self._refit_known(self._spread(list(s.history), p.refit_samples))
         zc = np.clip(z, -p.z_clip, p.z_clip)
         if s.known and p.model_known and p.detect_repairs:
             self._check_repairs(zc)
@@ -360,10 +447,17 @@ class LeakDetector:
         steps = int(min(max(run, 3), len(s.recent)))
         triggered = np.flatnonzero(s.cusum > p.h / 4)
         triggered = triggered[np.argsort(-s.cusum[triggered])][:8]
-        s.detection = _Detection(t=t, score=value / p.h, sensors=tuple(self.sensor_ids[i] for i in triggered),
-                                 z_rows=list(s.recent)[-steps:], readings=list(s.readings)[-steps:])
+        d = _Detection(t=t, score=value / p.h, sensors=tuple(self.sensor_ids[i] for i in triggered),
+                       z_rows=list(s.recent)[-steps:], readings=list(s.readings)[-steps:])
+        # The refine job re-solves the later half of the readings up to localise_delay (every
+        # few steps): the indices are fixed now, so it can start as soon as the first arrives.
+        n = steps + math.ceil(p.localise_delay / p.step - 1e-9)
+        half = n - n // 2
+        d.samples = list(range(n // 2, n, max(1, half // 4)))
+        s.detection = d
         self._reset_cusums()
-        return self._analyse(t, None)
+        self._analyse(t, None)
+        return []
 
     def run(self, frame: Any) -> list[Alarm]:
         """Offline: feed a readings DataFrame (index = time in s, columns = sensor ids)."""
@@ -396,6 +490,8 @@ class LeakDetector:
             "refits": s.refits,
             "relocated_alarms": s.moved,
             "deferred_refits": s.deferred_refits,
+            "jobs_queued": [job.kind for job in s.jobs],
+            "job_solves": dict(s.job_solves),
             "cusum_max": float(s.bank.max()) if s.bank.size else 0.0,
         }
 
@@ -450,40 +546,50 @@ class LeakDetector:
         s.bank[:] = 0.0
         s.bank_run[:] = 0
 
-    def _analyse(self, t: float, z: np.ndarray | None) -> list[Alarm]:
-        """Advance the detection under analysis; return its alarm once localised."""
+    def _analyse(self, t: float, z: np.ndarray | None) -> None:
+        """Collect the detection's evidence; queue its localisation job once the first sample is in."""
         s, p = self._s, self.params
         d = s.detection
         assert d is not None
-        if z is not None:
+        if z is not None and not d.closed:
             d.z_rows.append(z)
             d.readings.append(s.readings[-1])
-        alarms: list[Alarm] = []
-        if not d.localised and t - d.t >= p.localise_delay:
-            d.localised = True
-            alarm = self._localise(t, d)
-            if alarm is not None:
-                alarms.append(alarm)
-        if t - d.t >= p.holdoff:
-            s.detection = None
-            self._reset_cusums()
-        return alarms
+        if not d.closed and t - d.t >= p.localise_delay:
+            d.closed = True
+        if not d.started and (d.closed or not d.samples or len(d.readings) > d.samples[0]):
+            d.started = True
+            # The candidate junctions are ranked (and their leaks sized) on the mean residual so
+            # far, so their re-solves can run while the rest of the window arrives.
+            partial = np.mean(d.z_rows, axis=0)[self._detect]
 
-    def _localise(self, t: float, d: _Detection) -> Alarm | None:
-        """Name the junction whose leak signature best matches the residuals; add it to the model."""
+            def localised(t_done: float, alarms: list[Alarm]) -> list[Alarm]:
+                d.localised, d.localised_at = True, t_done
+                self._log.append((t_done, "localised", f"{(t_done - d.t) / 3600:.2f} h after detection", 0.0))
+                return alarms
+
+            s.jobs.append(_Job("localise", self._localise(d, partial), localised, urgent=True))
+
+    def _localise(self, d: _Detection, partial: np.ndarray) -> Steps:
+        """Job: name the junction whose leak best explains the residuals; add it to the model.
+
+        Returns the alarms (none when the detection is dropped, merged or explained).
+        """
         s, p = self._s, self.params
+        fits = yield from self._refine(d, partial)
+        while not d.closed:
+            yield WAIT
+        t = s.last_t
         signature = np.mean(d.z_rows, axis=0)[self._detect]
         unit = self._signatures()
         norm = float(np.linalg.norm(signature))
         if norm == 0.0:
             s.dropped += 1
-            return None
+            return []
         cos = unit @ signature / norm
-        row = int(np.argmax(cos))
-        if cos[row] < p.min_confidence:
+        if cos[int(np.argmax(cos))] < p.min_confidence:
             s.dropped += 1
-            return None
-        row, coefficient = self._refine(d, signature, cos)
+            return []
+        row, coefficient = yield from self._refine_pick(d, fits, signature)
         node = self._ref.candidates[row]
         near = self._known_near(node)
         self._log.append((t, "refined", node, coefficient))
@@ -494,87 +600,145 @@ class LeakDetector:
             else:
                 near.coefficient += coefficient  # the same leak, grown
             s.merged += 1
-            return None
+            return []
         confidence = float(cos[row])
         if p.explain_check and p.model_known and s.known and not p.explain_before_alarm:
-            # Alarm now; the joint re-fit (new leak included) runs on the next step.
-            s.pending_explain = self._spread(d.readings, p.refit_samples)
-        elif p.explain_check and p.model_known and s.known:
+            # Alarm now; the joint re-fit (new leak included) is queued behind.
+            samples = self._spread(d.readings, p.refit_samples)
+            alarm = self._add_and_alarm(t, d, row, coefficient, confidence)
+            s.jobs.append(_Job("explain-deferred", self._deferred_explain(samples), self._applied))
+            return [alarm]
+        if p.explain_check and p.model_known and s.known:
             # Is this a new leak, or what the modelled ones (misplaced, mis-sized, repaired)
             # leave unexplained? Re-fit them jointly with and without the new one.
             samples = self._spread(d.readings, p.refit_samples)
             existing = [(k.node_row, k.coefficient) for k in s.known]
-            without = self._joint(samples, existing, p.explain_radius, p.explain_max_growth)
-            with_new = self._joint(samples, [*existing, (row, coefficient)], p.explain_radius)
+            without = yield from self._joint(samples, existing, p.explain_radius, p.explain_max_growth)
+            with_new = yield from self._joint(samples, [*existing, (row, coefficient)], p.explain_radius)
+            t = s.last_t
             new_kept = len(existing) in with_new.kept
             note = f"without={without.sse:.0f} with={with_new.sse:.0f} start={without.sse_start:.0f} kept={new_kept}"
             self._log.append((t, "explain", note, 0.0))
             gain = without.sse - with_new.sse
             if (not new_kept or gain < p.refit_min_gain * len(samples)
                     or gain < p.explain_min_relative * without.sse):
-                self._apply_fit(t, samples, without)
+                yield from self._apply_fit(t, samples, without, list(s.known))
                 s.merged += 1
-                return None
+                return []
             fitted_row = with_new.leaks[with_new.kept.index(len(existing))][0]
             if self._known_near(self._ref.candidates[fitted_row]) is not None:
                 self._log.append((t, "merged-fitted", self._ref.candidates[fitted_row], 0))
                 # The same leak, better described by two emitters (e.g. it grew, or lies between two
                 # junctions): model it so, without an alarm.
-                s.known.append(_KnownLeak(node_row=row, coefficient=coefficient, alarm_time=t))
-                self._apply_fit(t, samples, with_new)
+                old = [*s.known, _KnownLeak(node_row=row, coefficient=coefficient, alarm_time=t)]
+                yield from self._apply_fit(t, samples, with_new, old)
                 s.merged += 1
-                return None
-            s.known.append(_KnownLeak(node_row=row, coefficient=coefficient, alarm_time=t, alarm_row=row))
-            self._apply_fit(t, samples, with_new)
-            new = s.known[-1]
+                return []
+            new = _KnownLeak(node_row=row, coefficient=coefficient, alarm_time=t, alarm_row=row)
+            yield from self._apply_fit(t, samples, with_new, [*s.known, new])
             row, coefficient = new.node_row, new.coefficient
             new.alarm_row = row
             if len(s.known) > _KNOWN_LEAK_MAX:
                 s.known.pop(0)
-            return self._alarm(t, row, coefficient, d.score, confidence, d.sensors)
+            return [self._alarm(t, row, coefficient, d.score, confidence, d.sensors)]
+        return [self._add_and_alarm(t, d, row, coefficient, confidence)]
+
+    def _add_and_alarm(self, t: float, d: _Detection, row: int, coefficient: float, confidence: float) -> Alarm:
+        s = self._s
         if len(s.known) >= _KNOWN_LEAK_MAX:
             s.known.pop(0)
         s.known.append(_KnownLeak(node_row=row, coefficient=coefficient, alarm_time=t, alarm_row=row))
         return self._alarm(t, row, coefficient, d.score, confidence, d.sensors)
 
-    def _refine(self, d: _Detection, signature: np.ndarray, cos: np.ndarray) -> tuple[int, float]:
-        """Pick among the best-matching junctions by simulating each one's leak (non-linear).
+    def _refine(self, d: _Detection, partial: np.ndarray) -> Steps:
+        """Job part: re-solve the network with a leak at each of the best-matching junctions (non-linear).
 
         The sensitivity matrix is a linearisation averaged over a few times of day; the
         final choice re-solves the network with an emitter at each of the
-        ``refine_candidates`` best junctions, at a few of the detection's time steps,
-        and keeps the junction (and size) that explains the readings best.
+        ``refine_candidates`` junctions best matching ``partial`` (the mean residual when
+        the first sample arrived), at the detection's sample time steps (``d.samples``,
+        each as soon as it arrives). Per sample: one solve of the model without the new
+        leak and one with it at each candidate (sized from ``partial``); the standardised
+        residual is taken as linear in the emitter size between the two, so each candidate's
+        misfit is a quadratic in its size, evaluated later at any size (:meth:`_refine_pick`).
+        Returns ``{row: (probe, offset, A, B, C)}``: misfit = A - 2 B l + C l**2 with
+        l = added coefficient / probe, total coefficient = offset + added.
         """
         s, p = self._s, self.params
         assert s.sigma is not None and s.bias is not None
         unit_sd = self._unit()
         det = self._detect
-        order = list(np.argsort(-cos)[: p.refine_candidates])
+        cos = self._signatures() @ partial / max(float(np.linalg.norm(partial)), 1e-12)
+        order = [int(r) for r in np.argsort(-cos)[: p.refine_candidates]]
         # A known leak that grew (incipient) must be able to win against a new leak nearby.
         order += [k.node_row for k in s.known if k.node_row not in order]
-        samples = d.readings[-len(d.readings) // 2:]  # the later half: the leak is established
-        samples = samples[:: max(1, len(samples) // 4)]
         known = [(k.node_row, k.coefficient) for k in s.known] if p.model_known else []
-        best = (math.inf, int(order[0]), 0.0)
+        fits: dict[int, list[float]] = {}
+        plan = []
         for row in order:
             g = self._ref.sensitivity[row, det] / unit_sd[det]
-            size = max(0.0, float(g @ signature) / float(g @ g)) if g.any() else 0.0
+            size = max(0.0, float(g @ partial) / float(g @ g)) if g.any() else 0.0
+            probe = size * self._ref.coefficient if size > 0 else self._ref.coefficient
             grown = sum(k.coefficient for k in s.known if k.node_row == row)
-            for factor in (0.7, 1.0, 1.4):
-                coefficient = size * factor * self._ref.coefficient
-                if grown:  # the known emitter is replaced by a bigger one at the same node
-                    known_now = [(r, c) for r, c in known if r != row]
-                    coefficient += grown
-                else:
-                    known_now = known
+            # the known emitter is replaced by a bigger one at the same node
+            base = [(r, c) for r, c in known if r != row] if grown else known
+            plan.append((row, probe, grown, base))
+            fits[row] = [probe, grown, 0.0, 0.0, 0.0]
+        for index in d.samples:
+            while len(d.readings) <= index and not d.closed:
+                yield WAIT
+            if len(d.readings) <= index:
+                continue  # readings missing from the window: fewer samples
+            t, y = d.readings[index]
+            cache: dict[tuple[tuple[int, float], ...], np.ndarray] = {}
+            for row, probe, grown, base in plan:
+                key = tuple(base)
+                if key not in cache:
+                    cache[key] = yield from self._solve(t, y, base)
+                e0 = cache[key]
+                e1 = yield from self._solve(t, y, [*base, (row, grown + probe)])
+                scale = np.where(self._is_flow, np.abs(e1) + p.flow_scale_floor, 1.0)
+                u = np.nan_to_num(((y - e0) / scale - s.bias) / s.sigma)[det]
+                v = np.nan_to_num(((e1 - e0) / scale) / s.sigma)[det]
+                f = fits[row]
+                f[2] += float(u @ u)
+                f[3] += float(u @ v)
+                f[4] += float(v @ v)
+        return fits
+
+    def _refine_pick(self, d: _Detection, fits: dict[int, list[float]], signature: np.ndarray) -> Steps:
+        """The junction (and size) that explains the readings best: ``(row, coefficient)``.
+
+        Each candidate's leak is sized from the full window's ``signature`` (linear estimate
+        x 0.7, 1, 1.4); its misfit at those sizes comes from the linearisation of
+        :meth:`_refine`; the ``refine_exact`` best candidates are then re-solved at those
+        sizes (non-linear, at the same time steps) and the best of them is kept.
+        """
+        s, p = self._s, self.params
+        unit_sd = self._unit()
+        det = self._detect
+        ranked = []
+        for row, (probe, grown, a, b, c) in fits.items():
+            g = self._ref.sensitivity[row, det] / unit_sd[det]
+            size = max(0.0, float(g @ signature) / float(g @ g)) if g.any() else 0.0
+            sizes = [size * factor * self._ref.coefficient for factor in (0.7, 1.0, 1.4)]
+            linear = min(a - 2.0 * b * (x / probe) + c * (x / probe) ** 2 for x in sizes)
+            ranked.append((linear, row, grown, sizes))
+        ranked.sort(key=lambda item: item[0])
+        known = [(k.node_row, k.coefficient) for k in s.known] if p.model_known else []
+        samples = [d.readings[i] for i in d.samples if i < len(d.readings)]
+        best = (math.inf, ranked[0][1], ranked[0][2])
+        for _, row, grown, sizes in ranked[: p.refine_exact]:
+            base = [(r, c) for r, c in known if r != row] if grown else known
+            for added in sizes:
                 sse = 0.0
                 for t, y in samples:
-                    e = self._model.expected(t, y, [*known_now, (int(row), coefficient)])
+                    e = yield from self._solve(t, y, [*base, (row, grown + added)])
                     scale = np.where(self._is_flow, np.abs(e) + p.flow_scale_floor, 1.0)
                     res = ((y - e) / scale - s.bias) / s.sigma
                     sse += float(np.nansum(res[det] ** 2))
                 if sse < best[0]:
-                    best = (sse, int(row), coefficient)
+                    best = (sse, row, grown + added)
         return best[1], best[2]
 
     # -- joint re-fit of the modelled leaks ------------------------------------------
@@ -587,24 +751,24 @@ class LeakDetector:
         return [samples[i] for i in idx]
 
     def _residuals(self, samples: Sequence[tuple[float, np.ndarray]],
-                   leaks: Sequence[tuple[int, float]]) -> np.ndarray:
+                   leaks: Sequence[tuple[int, float]]) -> Generator[str, None, np.ndarray]:
         """Standardised residuals (detecting sensors) against the leak-free bias, per sample."""
         s, p = self._s, self.params
         assert s.bias0 is not None and s.sigma is not None
         out = np.empty((len(samples), int(self._detect.sum())))
         for i, (t, y) in enumerate(samples):
-            e = self._model.expected(t, y, leaks)
+            e = yield from self._solve(t, y, leaks)
             scale = np.where(self._is_flow, np.abs(e) + p.flow_scale_floor, 1.0)
             res = ((y - e) / scale - s.bias0) / s.sigma
             out[i] = np.nan_to_num(res[self._detect])
         return out
 
     def _raw_mean(self, samples: Sequence[tuple[float, np.ndarray]],
-                  leaks: Sequence[tuple[int, float]]) -> np.ndarray:
+                  leaks: Sequence[tuple[int, float]]) -> Generator[str, None, np.ndarray]:
         p = self.params
         acc = np.zeros(len(self.sensor_ids))
         for t, y in samples:
-            e = self._model.expected(t, y, leaks)
+            e = yield from self._solve(t, y, leaks)
             scale = np.where(self._is_flow, np.abs(e) + p.flow_scale_floor, 1.0)
             acc += np.nan_to_num((y - e) / scale)
         return acc / max(1, len(samples))
@@ -614,9 +778,9 @@ class LeakDetector:
         return self._ref.sensitivity[:, self._detect] / self._unit()[self._detect]
 
     def _joint(self, samples: Sequence[tuple[float, np.ndarray]], leaks: Sequence[tuple[int, float]],
-               radius: float | None = None, max_growth: float = math.inf) -> FitResult:
+               radius: float | None = None, max_growth: float = math.inf) -> Generator[str, None, FitResult]:
         r = self.params.refit_radius if radius is None else radius
-        return joint_refit(self._residuals, samples, leaks, self._fit_signatures(), self._ref.coefficient,
+        return joint_refit_steps(self._residuals, samples, leaks, self._fit_signatures(), self._ref.coefficient,
                            self.params.refit_min_gain, near=lambda row: self._near_mask(row, r),
                            move_relative=self.params.refit_move_relative, max_growth=max_growth)
 
@@ -628,36 +792,59 @@ class LeakDetector:
             self._near[row] = dist
         return dist <= radius
 
-    def _apply_fit(self, t: float, samples: Sequence[tuple[float, np.ndarray]], fit: FitResult) -> list[Alarm]:
-        """Adopt a re-fit: new positions and sizes, dropped leaks removed, the bias shifted by the model change."""
+    def _apply_fit(self, t: float, samples: Sequence[tuple[float, np.ndarray]], fit: FitResult,
+                   old: list[_KnownLeak], before: list[tuple[int, float]] | None = None,
+                   ) -> Generator[str, None, list[Alarm]]:
+        """Adopt a re-fit of the leaks ``old``: new positions and sizes, dropped leaks removed, the
+        bias shifted by the model change. The solves come first, the state changes at once at the end.
+
+        ``before``: the leaks as they were when a background re-fit started; if a localisation
+        has changed them since, the re-fit is stale and dropped.
+        """
         s, p = self._s, self.params
-        assert s.bias is not None
-        before = [(k.node_row, k.coefficient) for k in s.known]
-        old = s.known
-        s.repaired += len(old) - len(fit.kept)
-        s.known = [old[i] for i in fit.kept]
-        alarms: list[Alarm] = []
-        for k, (row, coefficient) in zip(s.known, fit.leaks, strict=True):
-            k.node_row, k.coefficient = row, coefficient
+        stale_check = before is not None
+        before = before if before is not None else [(k.node_row, k.coefficient) for k in old]
+        kept = [old[i] for i in fit.kept]
+        after = list(fit.leaks)
+        moves = []
+        for j, (k, (row, coefficient)) in enumerate(zip(kept, after, strict=True)):
             if p.realarm_distance > 0 and k.alarm_row >= 0 and row != k.alarm_row:
                 dist = self.network.node_distances([self._ref.candidates[k.alarm_row]])[0]
                 if dist[self.network.node_index[self._ref.candidates[row]]] > p.realarm_distance:
-                    k.alarm_row = row
-                    s.moved += 1
-                    others = [(o.node_row, o.coefficient) for o in s.known if o is not k]
-                    mean = self._residuals(samples, others).mean(axis=0)
-                    g = self._signatures()[row]
-                    cos = float(g @ mean / max(float(np.linalg.norm(mean)), 1e-12))
-                    worst = np.argsort(-np.abs(mean))[:8]
-                    names = tuple(np.array(self.sensor_ids)[self._detect][worst])
-                    alarms.append(self._alarm(t, row, coefficient, 1.0, max(0.0, cos), names))
-        after = [(k.node_row, k.coefficient) for k in s.known]
+                    others = after[:j] + after[j + 1:]
+                    mean = (yield from self._residuals(samples, others)).mean(axis=0)
+                    moves.append((k, row, coefficient, mean))
+        shift = None
         if after != before:
-            s.bias = s.bias + self._raw_mean(samples, after) - self._raw_mean(samples, before)
+            shift = (yield from self._raw_mean(samples, after)) - (yield from self._raw_mean(samples, before))
+        ids = {id(k) for k in old}
+        if stale_check and (not ids <= {id(k) for k in s.known} or before != [(k.node_row, k.coefficient) for k in old]):
+            self._log.append((t, "refit-stale", "", 0.0))
+            return []
+        # Leaks added since the job started stay.
+        s.repaired += len(old) - len(kept)
+        s.known = kept + [k for k in s.known if id(k) not in ids]
+        for k, (row, coefficient) in zip(kept, after, strict=True):
+            k.node_row, k.coefficient = row, coefficient
+        alarms: list[Alarm] = []
+        for k, row, coefficient, mean in moves:
+            k.alarm_row = row
+            s.moved += 1
+            g = self._signatures()[row]
+            cos = float(g @ mean / max(float(np.linalg.norm(mean)), 1e-12))
+            worst = np.argsort(-np.abs(mean))[:8]
+            names = tuple(np.array(self.sensor_ids)[self._detect][worst])
+            alarms.append(self._alarm(t, row, coefficient, 1.0, max(0.0, cos), names))
+        if shift is not None:
+            assert s.bias is not None
+            s.bias = s.bias + shift
         return alarms
 
-    def _deferred_explain(self, t: float, samples: list[tuple[float, np.ndarray]]) -> list[Alarm]:
-        """explain_before_alarm=False: re-fit all modelled leaks (the just-alarmed one included) after its alarm.
+    def _applied(self, t: float, alarms: list[Alarm]) -> list[Alarm]:
+        return alarms
+
+    def _deferred_explain(self, samples: list[tuple[float, np.ndarray]]) -> Steps:
+        """Job (explain_before_alarm=False): re-fit all modelled leaks (the just-alarmed one included).
 
         The alarm cannot be withdrawn; the re-fit may move, resize or drop modelled leaks, and
         a leak it moves more than ``realarm_distance`` from its alarm is alarmed again.
@@ -666,16 +853,25 @@ class LeakDetector:
         if not s.known or not p.model_known:
             return []
         s.deferred_refits += 1
-        fit = self._joint(samples, [(k.node_row, k.coefficient) for k in s.known], p.explain_radius)
-        note = f"sse={fit.sse:.0f} start={fit.sse_start:.0f} kept={len(fit.kept)}/{len(s.known)}"
-        self._log.append((t, "explain-deferred", note, 0.0))
-        return self._apply_fit(t, samples, fit)
+        old = list(s.known)
+        before = [(k.node_row, k.coefficient) for k in old]
+        fit = yield from self._joint(samples, before, p.explain_radius)
+        note = f"sse={fit.sse:.0f} start={fit.sse_start:.0f} kept={len(fit.kept)}/{len(old)}"
+        self._log.append((s.last_t, "explain-deferred", note, 0.0))
+        return (yield from self._apply_fit(s.last_t, samples, fit, old, before))
 
-    def _refit_known(self, samples: list[tuple[float, np.ndarray]]) -> list[Alarm]:
+    def _refit_known(self, samples: list[tuple[float, np.ndarray]]) -> None:
+        """Queue a periodic joint re-fit of the modelled leaks; it is adopted when it finishes."""
         s = self._s
         s.refits += 1
-        fit = self._joint(samples, [(k.node_row, k.coefficient) for k in s.known])
-        return self._apply_fit(samples[-1][0], samples, fit)
+
+        def steps() -> Steps:
+            old = list(s.known)
+            before = [(k.node_row, k.coefficient) for k in old]
+            fit = yield from self._joint(samples, before)
+            return (yield from self._apply_fit(s.last_t, samples, fit, old, before))
+
+        s.jobs.append(_Job("refit", steps(), self._applied))
 
     def _alarm(self, t: float, row: int, coefficient: float, score: float, confidence: float,
                sensors: tuple[str, ...]) -> Alarm:

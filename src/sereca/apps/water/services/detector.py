@@ -68,9 +68,9 @@ class Detector:
             return
         self.transit.observe(max(0.0, time.time() - batch.sent))
         started = time.perf_counter()
-        # Usually a millisecond of EPANET, but localising a leak re-solves the network many times
-        # (about a second with the default refine_candidates): off the loop, so health, metrics and
-        # the bus stay responsive.  Handlers run one message at a time, so the order is kept.
+        # One EPANET solve plus at most work_budget (16) solves of queued localisation / re-fit
+        # work, ~1-30 ms: off the loop anyway, so health, metrics and the bus stay responsive.
+        # Handlers run one message at a time, so the order is kept.
         alarms = await asyncio.to_thread(det.update, batch.t, batch.values)
         self.step_seconds.observe(time.perf_counter() - started)
         self.steps.inc()
