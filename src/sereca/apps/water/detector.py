@@ -121,6 +121,8 @@ class DetectorParams(BaseModel):
         default=6 * 3600.0, ge=0, description="s between joint re-fits of all modelled leaks (0: never)")
     refit_window: Seconds = Field(default=12 * 3600.0, gt=0, description="s of readings a periodic re-fit uses")
     refit_samples: int = Field(default=6, ge=1, description="time steps (spread over the window) a re-fit solves")
+    explain_samples: int = Field(
+        default=4, ge=1, description="time steps (spread over the detection's window) the explain re-fits solve")
     refit_min_gain: float = Field(
         default=4.0, ge=0, description="per sample: a modelled leak explaining less than this is dropped")
     refit_radius: float = Field(
@@ -146,10 +148,10 @@ class DetectorParams(BaseModel):
         default=300.0, ge=0, description="m: a re-fit moving a leak this far raises a new alarm there (0: never)")
     refine_candidates: int = Field(default=80, ge=1, description="junctions re-simulated to pick the location")
     refine_exact: int = Field(
-        default=5, ge=1, description=("of those, the best (by the linearised misfit) re-solved at their final sizes "
+        default=3, ge=1, description=("of those, the best (by the linearised misfit) re-solved at their final sizes "
                                       "when the localisation window closes; the best of these is the location"))
     work_budget: int = Field(
-        default=24, ge=1,
+        default=16, ge=1,
         description=("EPANET solves per time step for the heavy work (localisation re-solves, joint re-fits), "
                      "besides the step's own solve: that work runs as jobs spread over the following steps, "
                      "so no update() costs more than ~(1 + work_budget) solves and results do not depend "
@@ -451,7 +453,9 @@ class LeakDetector:
                        z_rows=list(s.recent)[-steps:], readings=list(s.readings)[-steps:])
         # The refine job re-solves the later half of the readings up to localise_delay (every
         # few steps): the indices are fixed now, so it can start as soon as the first arrives.
-        n = steps + math.ceil(p.localise_delay / p.step - 1e-9)
+        # The last sixth of the window is left out, so these re-solves are done when it closes.
+        delay_steps = math.ceil(p.localise_delay / p.step - 1e-9)
+        n = steps + delay_steps - delay_steps // 6
         half = n - n // 2
         d.samples = list(range(n // 2, n, max(1, half // 4)))
         s.detection = d
@@ -604,14 +608,14 @@ class LeakDetector:
         confidence = float(cos[row])
         if p.explain_check and p.model_known and s.known and not p.explain_before_alarm:
             # Alarm now; the joint re-fit (new leak included) is queued behind.
-            samples = self._spread(d.readings, p.refit_samples)
+            samples = self._spread(d.readings, p.explain_samples)
             alarm = self._add_and_alarm(t, d, row, coefficient, confidence)
             s.jobs.append(_Job("explain-deferred", self._deferred_explain(samples), self._applied))
             return [alarm]
         if p.explain_check and p.model_known and s.known:
             # Is this a new leak, or what the modelled ones (misplaced, mis-sized, repaired)
             # leave unexplained? Re-fit them jointly with and without the new one.
-            samples = self._spread(d.readings, p.refit_samples)
+            samples = self._spread(d.readings, p.explain_samples)
             existing = [(k.node_row, k.coefficient) for k in s.known]
             without = yield from self._joint(samples, existing, p.explain_radius, p.explain_max_growth)
             with_new = yield from self._joint(samples, [*existing, (row, coefficient)], p.explain_radius)
