@@ -1,43 +1,36 @@
 """Water services over the secure bus: throughput gateway -> detector, and latency reading -> alert.
 
-    python benchmarks/water.py [--json] [--days 7] [--refine 4] [--default-detector] [--latency-days 5]
+    python benchmarks/water.py [--json] [--days 7] [--latency-days 5] [--params '{...}']
 
 Both figures come from real deployments, as ``sereca demo water`` makes
 them: an embedded nats-server, a CAS (simulated TEE), and every service a
 ``sereca run`` process that attested at the CAS and seals its messages.
 A reading is one sensor value; the gateway batches one time step's values
-(37 for the shipped L-Town scenario) into one message.
+(37 for the shipped L-Town scenario) into one message.  The detector runs
+with its default parameters (those of ``benchmarks/water_quality.py`` and
+the quality figures in docs/water.md) unless ``--params`` overrides some.
 
 1. **Throughput.** The gateway replays ``--days`` of the shipped scenario's
    network and sensors, without its leak, with ``WATER_SPEED=0`` (as fast as
    the bus takes it); the figure is the number of readings the leak detector
    processed (its ``water_detector_readings_total``) divided by the time
    between its first and last one.  The detector does its full work per step
-   (an EPANET solve of the leak-free model, CUSUM).  Localising a leak is
-   not streaming work: with the default ``refine_candidates`` (80) it
-   re-solves the network ~1,200 times (about 1 s), so a run with leaks is
-   slower by about a second per alarm (``throughput_alarms`` in the output).
-   So the run uses ``refine_candidates: 4`` as the latency run does;
-   ``--default-detector`` measures with the defaults instead.
+   (an EPANET solve of the leak-free model, CUSUM, and up to ``work_budget``
+   solves of queued localisation / re-fit work).
 2. **Latency.** The gateway replays ``--latency-days`` of the scenario with
    a 30 mm burst every 14 h (each repaired after 8 h) at 1,000 readings/s.
    Each reading batch carries the gateway's send time; the detector copies
    it into every alarm, the alerting service into every alert; a probe
    service (attested like the others, consuming ``water.alerts``) records
    now - sent on arrival.  So each sample spans gateway -> bus -> detector
-   (including the localisation it runs for that step) -> bus (signed) ->
-   alerting -> bus -> probe.  Alerts are rare by nature (one per leak, plus
-   false alarms), so ``p99_alert_latency_ms`` over a handful of samples is
-   their maximum (``alerts_sampled`` says how many).  The bus hop alone is
-   measured on every reading: ``p99_transit_ms`` (gateway send -> detector
-   receipt, upper bound of the detector's histogram bucket).  The detector
-   runs with ``refine_candidates: 4``: its default (80) re-solves the network
-   ~1,200 times per localisation, about 1 s, which alone exceeds the target.
-   It runs twice on the same scenario: with ``explain_before_alarm: false``
-   (the alarm is raised right after localisation, the joint re-fit of the
-   modelled leaks runs on the next step) for ``p99_alert_latency_ms``, and
-   with the detector's default (the re-fit before alarming, 0.3-0.7 s) for
-   ``p99_alert_latency_ms_explain`` and the other ``*_explain`` keys.
+   (the step that finishes the localisation, and any queue of earlier steps
+   in front of it) -> bus (signed) -> alerting -> bus -> probe.  Alerts are
+   rare by nature (one per leak, plus false alarms), so ``p99_alert_latency_ms``
+   over a handful of samples is their maximum (``alerts_sampled`` says how
+   many).  The bus hop alone is measured on every reading: ``p99_transit_ms``
+   (gateway send -> detector receipt, upper bound of the detector's histogram
+   bucket), and the detector's own time per step: ``p99_detector_step_ms``
+   (upper bound of its histogram bucket).
 
 Prints one JSON line with ``--json``: ``readings_per_s`` and
 ``p99_alert_latency_ms`` plus what they were measured on.
@@ -98,9 +91,6 @@ def build() -> Service:
 svc = build()
 '''
 
-# Localisation re-solves the network for refine_candidates junctions: 80 (the detector's default)
-# takes ~1 s, 4 about 25-90 ms (see the module docstring).  --refine sets it for both runs.
-DEFAULT_REFINE = 4
 # Bursts for the latency run: far-apart pipes of L-Town, one every 14 h from 30 h, each repaired after 8 h.
 BURSTS = ["p558", "p379", "p486", "p134", "p607", "p244", "p641", "p619", "p257", "p12"]
 
@@ -207,6 +197,7 @@ async def latency(scenario: Path, log: Any, detector_params: dict[str, Any]) -> 
         await asyncio.sleep(2.0)  # the last steps' alerts
         transit_p50 = _bucket_p99(await demo.metrics_text("leak-detector"), "water_detector_transit_seconds", 0.5)
         transit_p99 = _bucket_p99(await demo.metrics_text("leak-detector"), "water_detector_transit_seconds")
+        step_p99 = _bucket_p99(await demo.metrics_text("leak-detector"), "water_detector_step_seconds")
         async with httpx.AsyncClient(timeout=10) as http:
             samples = (await http.get(f"{probe.http_url}/samples")).json()["latency_s"]
         if len(samples) < MIN_SAMPLES:
@@ -216,7 +207,9 @@ async def latency(scenario: Path, log: Any, detector_params: dict[str, Any]) -> 
         log(f"latency: {len(ms)} alerts at {rate:,.0f} readings/s: p50 {statistics.median(ms):.1f} ms, "
             f"p99 {p99:.1f} ms, max {max(ms):.1f} ms; reading transit p99 <= {transit_p99 * 1000:g} ms")
         return {"p99_alert_latency_ms": round(p99, 2), "latency_detector_params": detector_params,
-                "p99_transit_ms": transit_p99 * 1000, "p50_transit_ms": transit_p50 * 1000, "latency_leaks": len(load_scenario(scenario).leaks), "p50_alert_latency_ms": round(statistics.median(ms), 2),
+                "p99_transit_ms": transit_p99 * 1000, "p50_transit_ms": transit_p50 * 1000,
+                "p99_detector_step_ms": step_p99 * 1000, "latency_leaks": len(load_scenario(scenario).leaks),
+                "p50_alert_latency_ms": round(statistics.median(ms), 2),
                 "max_alert_latency_ms": round(max(ms), 2), "alerts_sampled": len(ms),
                 "latency_readings_per_s": round(rate)}
     finally:
@@ -232,14 +225,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         quiet = _scenario_file(Path(d), args.days, leaks=False)
         result: dict[str, Any] = {"benchmark": "water", "network": load_scenario(quiet).network,
                                   "throughput_days": args.days}
-        refine = {"refine_candidates": args.refine}
-        result.update(await throughput(quiet, log, refine if not args.default_detector else {}))
+        params = json.loads(args.params)
+        result.update(await throughput(quiet, log, params))
         bursts = _scenario_file(Path(d), args.latency_days)
-        # Fast alarms (the explain re-fit deferred to the next step), then the default for comparison.
-        result.update(await latency(bursts, log, {**refine, "explain_before_alarm": False}))
-        explain = await latency(bursts, log, refine)
-        result.update({f"{key}_explain": explain[key] for key in (
-            "p99_alert_latency_ms", "p50_alert_latency_ms", "max_alert_latency_ms", "alerts_sampled")})
+        result.update(await latency(bursts, log, params))
     result.update({
         "targets": {"readings_per_s": TARGET_READINGS_PER_S, "p99_alert_latency_ms": TARGET_P99_MS},
         "meets_targets": result["readings_per_s"] >= TARGET_READINGS_PER_S
@@ -253,11 +242,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON line")
-    parser.add_argument("--default-detector", action="store_true",
-                        help="throughput with the detector's default parameters (slow localisation)")
     parser.add_argument("--days", type=float, default=7.0, help="simulated days in the throughput run")
-    parser.add_argument("--refine", type=int, default=DEFAULT_REFINE,
-                        help="the detector's refine_candidates in both runs (its own default is 80)")
+    parser.add_argument("--params", default="{}",
+                        help="JSON object of DetectorParams overrides for both runs (default: none)")
     parser.add_argument("--latency-days", type=float, default=5.0, help="simulated days in the latency run")
     args = parser.parse_args()
     out = asyncio.run(main(args))
