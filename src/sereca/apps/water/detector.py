@@ -122,6 +122,11 @@ class DetectorParams(BaseModel):
                      "re-fit moving the leak > realarm_distance alarms again; quality not measured)"))
     realarm_distance: float = Field(
         default=300.0, ge=0, description="m: a re-fit moving a leak this far raises a new alarm there (0: never)")
+    realarm_confirm: int = Field(
+        default=3, ge=1, description="re-fits in a row that must put a leak at its new place before it is re-alarmed")
+    merged_alarm_lps: float = Field(
+        default=1.5, ge=0, description=("L/s at 40 m: a detection that joins the modelled leaks (near a known one, "
+                                        "or explained by re-fitting them) is still alarmed from this size (0: never)"))
     refine_candidates: int = Field(default=80, ge=1, description="junctions re-simulated to pick the location")
     signature_steps: int = Field(default=24, ge=1, description="max steps of CUSUM run used to localise")
     min_sigma_pressure: float = Field(default=0.005, gt=0, description="m")
@@ -161,6 +166,7 @@ class _KnownLeak:
     coefficient: float  # emitter coefficient, (L/s)/m**0.5
     alarm_time: float
     alarm_row: int = -1  # where it was last alarmed
+    moves: list[int] = field(default_factory=list)  # re-fitted rows far from alarm_row, in a row
     repair_cusum: float = 0.0  # evidence that the leak's effect has gone (repaired)
 
 
@@ -461,15 +467,13 @@ class LeakDetector:
         alarms: list[Alarm] = []
         if not d.localised and t - d.t >= p.localise_delay:
             d.localised = True
-            alarm = self._localise(t, d)
-            if alarm is not None:
-                alarms.append(alarm)
+            alarms += self._localise(t, d)
         if t - d.t >= p.holdoff:
             s.detection = None
             self._reset_cusums()
         return alarms
 
-    def _localise(self, t: float, d: _Detection) -> Alarm | None:
+    def _localise(self, t: float, d: _Detection) -> list[Alarm]:
         """Name the junction whose leak signature best matches the residuals; add it to the model."""
         s, p = self._s, self.params
         signature = np.mean(d.z_rows, axis=0)[self._detect]
@@ -477,25 +481,32 @@ class LeakDetector:
         norm = float(np.linalg.norm(signature))
         if norm == 0.0:
             s.dropped += 1
-            return None
+            return []
         cos = unit @ signature / norm
         row = int(np.argmax(cos))
         if cos[row] < p.min_confidence:
             s.dropped += 1
-            return None
+            return []
         row, coefficient = self._refine(d, signature, cos)
         node = self._ref.candidates[row]
         near = self._known_near(node)
         self._log.append((t, "refined", node, coefficient))
+        confidence = float(cos[row])
+
+        def merged(moved: list[Alarm]) -> list[Alarm]:
+            """The detection joined the modelled leaks: alarmed only when it is a big step."""
+            s.merged += 1
+            if 0 < p.merged_alarm_lps <= coefficient * math.sqrt(40.0):
+                return [*moved, self._alarm(t, row, coefficient, d.score, confidence, d.sensors)]
+            return moved
+
         if near is not None:
             self._log.append((t, "merged-near", self._ref.candidates[near.node_row], near.coefficient))
             if near.node_row == row:
                 near.coefficient = coefficient  # refined as the known leak, grown to this size
             else:
                 near.coefficient += coefficient  # the same leak, grown
-            s.merged += 1
-            return None
-        confidence = float(cos[row])
+            return merged([])
         if p.explain_check and p.model_known and s.known and not p.explain_before_alarm:
             # Alarm now; the joint re-fit (new leak included) runs on the next step.
             s.pending_explain = self._spread(d.readings, p.refit_samples)
@@ -512,30 +523,27 @@ class LeakDetector:
             gain = without.sse - with_new.sse
             if (not new_kept or gain < p.refit_min_gain * len(samples)
                     or gain < p.explain_min_relative * without.sse):
-                self._apply_fit(t, samples, without)
-                s.merged += 1
-                return None
+                return merged(self._apply_fit(t, samples, without))
             fitted_row = with_new.leaks[with_new.kept.index(len(existing))][0]
             if self._known_near(self._ref.candidates[fitted_row]) is not None:
                 self._log.append((t, "merged-fitted", self._ref.candidates[fitted_row], 0))
                 # The same leak, better described by two emitters (e.g. it grew, or lies between two
                 # junctions): model it so, without an alarm.
                 s.known.append(_KnownLeak(node_row=row, coefficient=coefficient, alarm_time=t))
-                self._apply_fit(t, samples, with_new)
-                s.merged += 1
-                return None
+                return merged(self._apply_fit(t, samples, with_new))
             s.known.append(_KnownLeak(node_row=row, coefficient=coefficient, alarm_time=t, alarm_row=row))
-            self._apply_fit(t, samples, with_new)
+            moved = self._apply_fit(t, samples, with_new)
             new = s.known[-1]
             row, coefficient = new.node_row, new.coefficient
             new.alarm_row = row
+            new.moves = []
             if len(s.known) > _KNOWN_LEAK_MAX:
                 s.known.pop(0)
-            return self._alarm(t, row, coefficient, d.score, confidence, d.sensors)
+            return [*moved, self._alarm(t, row, coefficient, d.score, confidence, d.sensors)]
         if len(s.known) >= _KNOWN_LEAK_MAX:
             s.known.pop(0)
         s.known.append(_KnownLeak(node_row=row, coefficient=coefficient, alarm_time=t, alarm_row=row))
-        return self._alarm(t, row, coefficient, d.score, confidence, d.sensors)
+        return [self._alarm(t, row, coefficient, d.score, confidence, d.sensors)]
 
     def _refine(self, d: _Detection, signature: np.ndarray, cos: np.ndarray) -> tuple[int, float]:
         """Pick among the best-matching junctions by simulating each one's leak (non-linear).
@@ -621,12 +629,16 @@ class LeakDetector:
                            move_relative=self.params.refit_move_relative, max_growth=max_growth)
 
     def _near_mask(self, row: int, radius: float) -> np.ndarray:
-        """Candidates within ``radius`` m of candidate ``row`` (distances cached)."""
+        """Candidates within ``radius`` m of candidate ``row``."""
+        return self._distances(row) <= radius
+
+    def _distances(self, row: int) -> np.ndarray:
+        """Network distance (m) from candidate ``row`` to every candidate (cached)."""
         dist = self._near.get(row)
         if dist is None:
             dist = self.network.node_distances([self._ref.candidates[row]])[0][self._cand_net]
             self._near[row] = dist
-        return dist <= radius
+        return dist
 
     def _apply_fit(self, t: float, samples: Sequence[tuple[float, np.ndarray]], fit: FitResult) -> list[Alarm]:
         """Adopt a re-fit: new positions and sizes, dropped leaks removed, the bias shifted by the model change."""
@@ -639,10 +651,18 @@ class LeakDetector:
         alarms: list[Alarm] = []
         for k, (row, coefficient) in zip(s.known, fit.leaks, strict=True):
             k.node_row, k.coefficient = row, coefficient
-            if p.realarm_distance > 0 and k.alarm_row >= 0 and row != k.alarm_row:
-                dist = self.network.node_distances([self._ref.candidates[k.alarm_row]])[0]
-                if dist[self.network.node_index[self._ref.candidates[row]]] > p.realarm_distance:
+            if p.realarm_distance > 0 and k.alarm_row >= 0:
+                if self._distances(k.alarm_row)[row] <= p.realarm_distance:
+                    k.moves = []
+                    continue
+                # A re-fit can wander while the readings are ambiguous: alarm the new place only
+                # once realarm_confirm re-fits in a row put the leak there (within realarm_distance).
+                k.moves.append(row)
+                recent = k.moves[-p.realarm_confirm:]
+                if len(recent) == p.realarm_confirm and all(
+                        self._distances(row)[other] <= p.realarm_distance for other in recent):
                     k.alarm_row = row
+                    k.moves = []
                     s.moved += 1
                     others = [(o.node_row, o.coefficient) for o in s.known if o is not k]
                     mean = self._residuals(samples, others).mean(axis=0)
