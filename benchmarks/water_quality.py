@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
     net = load_network("L-Town")
     if args.isolated:
-        out_iso = run_isolated(net, args.isolated, args.diameter, DetectorParams(horizon=3 * 86400.0))
+        out_iso = run_isolated(net, args.isolated, args.diameter, DetectorParams(**{"horizon": 3 * 86400.0, **json.loads(args.params)}))
         print(json.dumps(out_iso, indent=2))
         return 0
     params = DetectorParams(**{"horizon": args.days * 86400.0 + 86400.0, **json.loads(args.params)})

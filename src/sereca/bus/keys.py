@@ -67,22 +67,35 @@ def derive_name_key(pattern_key: bytes) -> bytes:
 
 # ---------------------------------------------------------------- addresses
 
-def split_address(address: str, *, allow_wildcards: bool = True) -> list[str]:
-    """Validate an address (or pattern) and return its tokens."""
+def address_problem(address: object) -> str | None:
+    """None if ``address`` is a well-formed address or pattern, else what is wrong with it.
+
+    The one definition of the syntax (NATS subject rules): dot-separated non-empty tokens
+    without whitespace; ``*`` (one token) and ``>`` (the rest, last token only) are whole tokens.
+    """
     if not isinstance(address, str) or not address:
-        raise BusConfigError(f"bus address must be a non-empty string, got {address!r}")
+        return "an address must be a non-empty string"
     tokens = address.split(".")
     for i, tok in enumerate(tokens):
-        if not tok or any(c.isspace() for c in tok):
-            raise BusConfigError(f"bus address {address!r}: empty token or whitespace (use dot-separated words)")
-        if tok in ("*", ">"):
-            if not allow_wildcards:
-                raise BusConfigError(f"bus address {address!r} is a pattern; publish/send/request need a concrete address")
-            if tok == ">" and i != len(tokens) - 1:
-                raise BusConfigError(f"bus address {address!r}: '>' may only be the last token")
-        elif "*" in tok or ">" in tok:
-            raise BusConfigError(f"bus address {address!r}: '*' and '>' must be whole tokens")
-    return tokens
+        if not tok:
+            return "empty token (two dots, or a leading/trailing dot)"
+        if any(c.isspace() for c in tok):
+            return "tokens must not contain whitespace"
+        if tok == ">" and i != len(tokens) - 1:
+            return "'>' may only be the last token"
+        if tok not in ("*", ">") and ("*" in tok or ">" in tok):
+            return "'*' and '>' must be whole tokens"
+    return None
+
+
+def split_address(address: str, *, allow_wildcards: bool = True) -> list[str]:
+    """Validate an address (or pattern) and return its tokens."""
+    problem = address_problem(address)
+    if problem is not None:
+        raise BusConfigError(f"bus address {address!r}: {problem}")
+    if not allow_wildcards and is_pattern(address):
+        raise BusConfigError(f"bus address {address!r} is a pattern; publish/send/request need a concrete address")
+    return address.split(".")
 
 
 def is_pattern(address: str) -> bool:

@@ -36,7 +36,7 @@ from pydantic import (
     model_validator,
 )
 
-from sereca.bus.keys import patterns_overlap
+from sereca.bus.keys import address_problem, patterns_overlap
 from sereca.cas.errors import ManifestError
 from sereca.cas.templates import TemplateError, parse_template
 
@@ -272,20 +272,8 @@ class Bus(_Model):
 
 
 def check_address(address: str) -> str | None:
-    """None if ``address`` is a valid address or pattern, else what is wrong."""
-    if not address:
-        return "an address must not be empty"
-    tokens = address.split(".")
-    for i, tok in enumerate(tokens):
-        if not tok:
-            return "empty token (two dots, or a leading/trailing dot)"
-        if any(c.isspace() for c in tok):
-            return "tokens must not contain whitespace"
-        if tok == ">" and i != len(tokens) - 1:
-            return "'>' may only be the last token"
-        if tok not in ("*", ">") and ("*" in tok or ">" in tok):
-            return "'*' and '>' must be whole tokens"
-    return None
+    """None if ``address`` is a valid address or pattern, else what is wrong (the bus's rules)."""
+    return address_problem(address)
 
 
 # --------------------------------------------------------------------------- users, roles, config

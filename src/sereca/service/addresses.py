@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from sereca.bus.keys import is_pattern, is_subpattern, matches
+from sereca.bus.keys import address_problem, is_pattern, is_subpattern, matches
 from sereca.service.errors import ServiceDefinitionError
 
 # Matching follows the bus's own rules; only the stricter token check is the runtime's.
@@ -21,17 +21,18 @@ _TOKEN = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 
 def check_address(address: str, *, allow_wildcards: bool) -> str:
-    """Return ``address`` if it is well formed, else raise :class:`ServiceDefinitionError`."""
-    if not isinstance(address, str) or not address:
-        raise ServiceDefinitionError(f"bad bus address {address!r}: it must be a non-empty string")
-    tokens = address.split(".")
-    for i, token in enumerate(tokens):
-        if token in ("*", ">"):
-            if not allow_wildcards:
-                raise ServiceDefinitionError(f"bad bus address {address!r}: wildcards are not allowed here")
-            if token == ">" and i != len(tokens) - 1:
-                raise ServiceDefinitionError(f"bad bus address {address!r}: '>' may only be the last token")
-        elif not _TOKEN.match(token):
+    """Return ``address`` if it is well formed, else raise :class:`ServiceDefinitionError`.
+
+    The bus's syntax (:func:`sereca.bus.keys.address_problem`), plus the runtime's stricter
+    token alphabet.
+    """
+    problem = address_problem(address)
+    if problem is not None:
+        raise ServiceDefinitionError(f"bad bus address {address!r}: {problem}")
+    if not allow_wildcards and is_pattern(address):
+        raise ServiceDefinitionError(f"bad bus address {address!r}: wildcards are not allowed here")
+    for token in address.split("."):
+        if token not in ("*", ">") and not _TOKEN.match(token):
             raise ServiceDefinitionError(
                 f"bad bus address {address!r}: token {token!r} must be letters, digits, '_' or '-'"
             )

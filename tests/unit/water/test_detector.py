@@ -178,3 +178,53 @@ def test_job_result_applied_when_it_finishes(net3, cache_dir: Path) -> None:  # 
         # the urgent job first (2 solves, then 1 of the background one), 3 + 0, then done
         assert applied == [(1.0, "localise"), (2.0, "refit")]
         assert s.jobs == [] and s.job_solves == {"urgent": 2, "background": 4}
+
+
+def test_detection_joining_modelled_leaks_is_alarmed_from_a_size(net3, cache_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    # A second big leak near the first (merge_distance stretched for Net3's long pipes) joins
+    # the model; merged_alarm_lps decides whether it is alarmed as well.
+    second = Leak(pipe="129", start="2d 2h", diameter=0.05)
+    readings = simulate(net3, [LEAK, second], NET3_SENSORS, days=3, seed=11).readings
+    runs = {}
+    for lps in (0.0, 1.5):
+        params = PARAMS.model_copy(update={"merge_distance": 1500.0, "merged_alarm_lps": lps,
+                                           "horizon": 3 * 86400.0})
+        with LeakDetector.from_network(net3, NET3_SENSORS, params, cache_dir=cache_dir) as detector:
+            runs[lps] = (detector.run(readings), detector.status(), list(detector._log))
+    silent, loud = runs[0.0], runs[1.5]
+    assert silent[1]["merged_detections"] >= 1
+    assert loud[1]["merged_detections"] == silent[1]["merged_detections"]  # the model evolves alike
+    refined = [(t, node) for t, kind, node, _ in loud[2] if kind == "refined"]
+    extra = [a for a in loud[0] if a.time not in {b.time for b in silent[0]}]
+    assert extra, "no merged detection was alarmed"
+    for alarm in extra:
+        # the localisation's pick (its explain re-fits may finish some steps later)
+        assert [node for t, node in refined if t <= alarm.time][-1] == alarm.node
+        assert alarm.size_lps >= 1.5
+
+
+def test_relocation_alarm_needs_confirming_refits(net3, leaky, cache_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    from sereca.apps.water.detector import _KnownLeak
+    from sereca.apps.water.localise_joint import FitResult, run_steps
+
+    params = PARAMS.model_copy(update={"realarm_confirm": 2, "realarm_distance": 300.0})
+    with LeakDetector.from_network(net3, NET3_SENSORS, params, cache_dir=cache_dir) as detector:
+        detector.run(leaky[leaky.index < LEAK.start])
+        assert not detector.status()["warming_up"]
+        far = detector._distances(0)
+        b = int(np.flatnonzero(far > 1000)[0])
+        c = int(np.flatnonzero((far > 1000) & (detector._distances(b) > 1000))[0])
+        detector._s.known = [_KnownLeak(node_row=0, coefficient=0.1, alarm_time=0.0, alarm_row=0)]
+        samples = list(detector._s.history)[-2:]
+
+        def refit_to(row: int) -> list[str]:
+            fit = FitResult(leaks=[(row, 0.1)], kept=[0], sse=0.0, sse_start=0.0)
+            steps = detector._apply_fit(samples[-1][0], samples, fit, list(detector._s.known))
+            return [a.node for a in run_steps(steps)]
+
+        names = detector._ref.candidates
+        assert refit_to(b) == []  # first re-fit far away: not yet
+        assert refit_to(c) == []  # somewhere else again: wandering
+        assert refit_to(c) == [names[c]]  # twice in a row at c: alarmed there
+        assert refit_to(c) == []  # now that is where it was alarmed
+        assert detector.status()["relocated_alarms"] == 1

@@ -146,6 +146,11 @@ class DetectorParams(BaseModel):
                      "quality not measured)"))
     realarm_distance: float = Field(
         default=300.0, ge=0, description="m: a re-fit moving a leak this far raises a new alarm there (0: never)")
+    realarm_confirm: int = Field(
+        default=3, ge=1, description="re-fits in a row that must put a leak at its new place before it is re-alarmed")
+    merged_alarm_lps: float = Field(
+        default=1.5, ge=0, description=("L/s at 40 m: a detection that joins the modelled leaks (near a known one, "
+                                        "or explained by re-fitting them) is still alarmed from this size (0: never)"))
     refine_candidates: int = Field(default=80, ge=1, description="junctions re-simulated to pick the location")
     refine_exact: int = Field(
         default=3, ge=1, description=("of those, the best (by the linearised misfit) re-solved at their final sizes "
@@ -194,6 +199,7 @@ class _KnownLeak:
     coefficient: float  # emitter coefficient, (L/s)/m**0.5
     alarm_time: float
     alarm_row: int = -1  # where it was last alarmed
+    moves: list[int] = field(default_factory=list)  # re-fitted rows far from alarm_row, in a row
     repair_cusum: float = 0.0  # evidence that the leak's effect has gone (repaired)
 
 
@@ -597,15 +603,22 @@ class LeakDetector:
         node = self._ref.candidates[row]
         near = self._known_near(node)
         self._log.append((t, "refined", node, coefficient))
+        confidence = float(cos[row])
+
+        def merged(moved: list[Alarm]) -> list[Alarm]:
+            """The detection joined the modelled leaks: alarmed only when it is a big step."""
+            s.merged += 1
+            if 0 < p.merged_alarm_lps <= coefficient * math.sqrt(40.0):  # now: the job ends this step
+                return [*moved, self._alarm(s.last_t, row, coefficient, d.score, confidence, d.sensors)]
+            return moved
+
         if near is not None:
             self._log.append((t, "merged-near", self._ref.candidates[near.node_row], near.coefficient))
             if near.node_row == row:
                 near.coefficient = coefficient  # refined as the known leak, grown to this size
             else:
                 near.coefficient += coefficient  # the same leak, grown
-            s.merged += 1
-            return []
-        confidence = float(cos[row])
+            return merged([])
         if p.explain_check and p.model_known and s.known and not p.explain_before_alarm:
             # Alarm now; the joint re-fit (new leak included) is queued behind.
             samples = self._spread(d.readings, p.explain_samples)
@@ -626,25 +639,22 @@ class LeakDetector:
             gain = without.sse - with_new.sse
             if (not new_kept or gain < p.refit_min_gain * len(samples)
                     or gain < p.explain_min_relative * without.sse):
-                yield from self._apply_fit(t, samples, without, list(s.known))
-                s.merged += 1
-                return []
+                return merged((yield from self._apply_fit(t, samples, without, list(s.known))))
             fitted_row = with_new.leaks[with_new.kept.index(len(existing))][0]
             if self._known_near(self._ref.candidates[fitted_row]) is not None:
                 self._log.append((t, "merged-fitted", self._ref.candidates[fitted_row], 0))
                 # The same leak, better described by two emitters (e.g. it grew, or lies between two
                 # junctions): model it so, without an alarm.
                 old = [*s.known, _KnownLeak(node_row=row, coefficient=coefficient, alarm_time=t)]
-                yield from self._apply_fit(t, samples, with_new, old)
-                s.merged += 1
-                return []
+                return merged((yield from self._apply_fit(t, samples, with_new, old)))
             new = _KnownLeak(node_row=row, coefficient=coefficient, alarm_time=t, alarm_row=row)
-            yield from self._apply_fit(t, samples, with_new, [*s.known, new])
+            moved = yield from self._apply_fit(t, samples, with_new, [*s.known, new])
             row, coefficient = new.node_row, new.coefficient
             new.alarm_row = row
+            new.moves = []
             if len(s.known) > _KNOWN_LEAK_MAX:
                 s.known.pop(0)
-            return [self._alarm(t, row, coefficient, d.score, confidence, d.sensors)]
+            return [*moved, self._alarm(s.last_t, row, coefficient, d.score, confidence, d.sensors)]
         return [self._add_and_alarm(t, d, row, coefficient, confidence)]
 
     def _add_and_alarm(self, t: float, d: _Detection, row: int, coefficient: float, confidence: float) -> Alarm:
@@ -789,12 +799,16 @@ class LeakDetector:
                            move_relative=self.params.refit_move_relative, max_growth=max_growth)
 
     def _near_mask(self, row: int, radius: float) -> np.ndarray:
-        """Candidates within ``radius`` m of candidate ``row`` (distances cached)."""
+        """Candidates within ``radius`` m of candidate ``row``."""
+        return self._distances(row) <= radius
+
+    def _distances(self, row: int) -> np.ndarray:
+        """Network distance (m) from candidate ``row`` to every candidate (cached)."""
         dist = self._near.get(row)
         if dist is None:
             dist = self.network.node_distances([self._ref.candidates[row]])[0][self._cand_net]
             self._near[row] = dist
-        return dist <= radius
+        return dist
 
     def _apply_fit(self, t: float, samples: Sequence[tuple[float, np.ndarray]], fit: FitResult,
                    old: list[_KnownLeak], before: list[tuple[int, float]] | None = None,
@@ -810,17 +824,29 @@ class LeakDetector:
         before = before if before is not None else [(k.node_row, k.coefficient) for k in old]
         kept = [old[i] for i in fit.kept]
         after = list(fit.leaks)
+        trails: list[list[int]] = []  # each kept leak's moves after this re-fit
         moves = []
         for j, (k, (row, coefficient)) in enumerate(zip(kept, after, strict=True)):
-            if p.realarm_distance > 0 and k.alarm_row >= 0 and row != k.alarm_row:
-                dist = self.network.node_distances([self._ref.candidates[k.alarm_row]])[0]
-                if dist[self.network.node_index[self._ref.candidates[row]]] > p.realarm_distance:
-                    others = after[:j] + after[j + 1:]
-                    mean = (yield from self._residuals(samples, others)).mean(axis=0)
-                    moves.append((k, row, coefficient, mean))
+            trail = list(k.moves)
+            if p.realarm_distance > 0 and k.alarm_row >= 0:
+                if self._distances(k.alarm_row)[row] <= p.realarm_distance:
+                    trail = []
+                else:
+                    # A re-fit can wander while the readings are ambiguous: alarm the new place only
+                    # once realarm_confirm re-fits in a row put the leak there (within realarm_distance).
+                    trail.append(row)
+                    recent = trail[-p.realarm_confirm:]
+                    if len(recent) == p.realarm_confirm and all(
+                            self._distances(row)[other] <= p.realarm_distance for other in recent):
+                        trail = []
+                        others = after[:j] + after[j + 1:]
+                        mean = (yield from self._residuals(samples, others)).mean(axis=0)
+                        moves.append((k, row, coefficient, mean))
+            trails.append(trail)
         shift = None
         if after != before:
             shift = (yield from self._raw_mean(samples, after)) - (yield from self._raw_mean(samples, before))
+        t = s.last_t  # the step this job finishes at (its solves may have taken several)
         ids = {id(k) for k in old}
         if stale_check and (not ids <= {id(k) for k in s.known} or before != [(k.node_row, k.coefficient) for k in old]):
             self._log.append((t, "refit-stale", "", 0.0))
@@ -828,8 +854,8 @@ class LeakDetector:
         # Leaks added since the job started stay.
         s.repaired += len(old) - len(kept)
         s.known = kept + [k for k in s.known if id(k) not in ids]
-        for k, (row, coefficient) in zip(kept, after, strict=True):
-            k.node_row, k.coefficient = row, coefficient
+        for k, (row, coefficient), trail in zip(kept, after, trails, strict=True):
+            k.node_row, k.coefficient, k.moves = row, coefficient, trail
         alarms: list[Alarm] = []
         for k, row, coefficient, mean in moves:
             k.alarm_row = row
