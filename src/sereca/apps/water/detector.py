@@ -29,11 +29,13 @@ Method (details, parameters and measured quality in docs/water.md):
    re-solving the network with a leak at the ``refine_candidates`` junctions
    that best match the mean residual *when the first re-solved time step
    arrives* (half-way through the window), at a few time steps of the later
-   half of the window, each as soon as it arrives: per time step one solve
-   without the new leak and one with it at each candidate; the residual is
-   taken as linear in the leak's size between the two, so each candidate's
-   misfit is evaluated at sizes from the full window's residual at the end.
-   The alarm names the best junction's longest pipe.
+   half of the window (its last sixth left out), each as soon as it arrives:
+   per time step one solve without the new leak and one with it at each
+   candidate; the residual is taken as linear in the leak's size between the
+   two, so each candidate's misfit is evaluated at sizes from the full
+   window's residual when the window closes; the ``refine_exact`` best are
+   then re-solved exactly at those sizes. The alarm names the best junction's
+   longest pipe.
 5. **Known leaks join the model.** A localised leak becomes an EPANET emitter
    at its junction, sized from the residual, so the model predicts how its
    effect swings with demand over the day; CUSUMs are frozen for ``holdoff``
@@ -45,7 +47,8 @@ Method (details, parameters and measured quality in docs/water.md):
    of all modelled leaks are re-fitted together; leaks that explain nothing any more
    are dropped (repairs); a detection the re-fitted known leaks explain as well is
    not alarmed; a leak the re-fit moves more than ``realarm_distance`` from where it
-   was alarmed is alarmed again at its new place. With ``explain_before_alarm=False``
+   was alarmed is alarmed again at its new place. The explain re-fits use
+   ``explain_samples`` time steps of the detection. With ``explain_before_alarm=False``
    the detection is alarmed without that check and the re-fit (new leak included)
    runs after the alarm.
 7. **Bounded work per step.** Steps 4 and 6 (hundreds of EPANET solves each) are
