@@ -1,6 +1,6 @@
 """Water services over the secure bus: throughput gateway -> detector, and latency reading -> alert.
 
-    python benchmarks/water.py [--json] [--days 7] [--latency-days 5] [--params '{...}']
+    python benchmarks/water.py [--json] [--days 7] [--latency-days 8] [--params '{...}']
 
 Both figures come from real deployments, as ``sereca demo water`` makes
 them: an embedded nats-server, a CAS (simulated TEE), and every service a
@@ -245,7 +245,8 @@ if __name__ == "__main__":
     parser.add_argument("--days", type=float, default=7.0, help="simulated days in the throughput run")
     parser.add_argument("--params", default="{}",
                         help="JSON object of DetectorParams overrides for both runs (default: none)")
-    parser.add_argument("--latency-days", type=float, default=5.0, help="simulated days in the latency run")
+    parser.add_argument("--latency-days", type=float, default=8.0,
+                        help="simulated days in the latency run (8: all 10 bursts, about 11 alerts)")
     args = parser.parse_args()
     out = asyncio.run(main(args))
     if args.json:
