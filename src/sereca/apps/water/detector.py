@@ -156,7 +156,7 @@ class DetectorParams(BaseModel):
                                         "or explained by re-fitting them) is still alarmed from this size (0: never)"))
     refine_candidates: int = Field(default=80, ge=1, description="junctions re-simulated to pick the location")
     refine_exact: int = Field(
-        default=3, ge=1, description=("of those, the best (by the linearised misfit) re-solved at their final sizes "
+        default=5, ge=1, description=("of those, the best (by the linearised misfit) re-solved at their final sizes "
                                       "when the localisation window closes; the best of these is the location"))
     work_budget: int = Field(
         default=16, ge=1,
