@@ -2,50 +2,24 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
-from pathlib import Path
-
 import paho.mqtt.client as mqtt
 import pytest
+from mosquitto_broker import mosquitto  # noqa: F401  (pytest fixture)
 
 from sereca.apps.water.errors import SensorMessageError, WaterConfigError
-from sereca.apps.water.mqtt import MqttReadings, MqttSettings, parse_message, publish_readings, topic_for
-
-MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from sereca.apps.water.mqtt import (
+    MqttReadings,
+    MqttSettings,
+    parse_message,
+    publish_readings,
+    topic_for,
+)
+from sereca.bus.nats_server import free_port
 
 
 @pytest.fixture()
-def broker(tmp_path: Path) -> Iterator[MqttSettings]:
-    if MOSQUITTO is None:
-        pytest.skip("mosquitto binary not installed (apt-get install mosquitto)")
-    port = _free_port()
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.fail(f"mosquitto exited: {proc.stdout.read().decode() if proc.stdout else ''}")
-                time.sleep(0.05)
-        yield MqttSettings(host="127.0.0.1", port=port)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+def broker(mosquitto: int) -> MqttSettings:
+    return MqttSettings(host="127.0.0.1", port=mosquitto)
 
 
 def test_readings_are_grouped_into_time_steps(broker: MqttSettings) -> None:
@@ -79,7 +53,7 @@ def test_malformed_messages_are_dropped_and_counted(broker: MqttSettings) -> Non
 
 def test_unreachable_broker_is_a_clear_error() -> None:
     with pytest.raises(WaterConfigError, match="cannot reach MQTT broker"):
-        MqttReadings(MqttSettings(host="127.0.0.1", port=_free_port())).start(timeout=2)
+        MqttReadings(MqttSettings(host="127.0.0.1", port=free_port())).start(timeout=2)
 
 
 def test_topic_scheme() -> None:

@@ -4,34 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mosquitto_broker import mosquitto  # noqa: F401  (pytest fixture)
 
 from sereca.apps.water.demo import DemoOptions, WaterDemo, default_scenario
 from sereca.apps.water.models import load_scenario
-from sereca.bus.nats_server import free_port
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def mosquitto(tmp_path: Path) -> Iterator[int]:
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(binary).exists():
-        pytest.skip("needs mosquitto")
-    port = free_port()
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 async def test_mqtt_readings_reach_the_detector(mosquitto: int, water_cache: Path) -> None:
