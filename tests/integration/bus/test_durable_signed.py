@@ -22,6 +22,7 @@ from typing import Any
 import nats
 import pytest
 from nats.js.client import JetStreamContext
+from polling import until
 
 from sereca.bus import EventBus, Keyring, Message, NatsTransport
 from sereca.bus.keys import MODE_ONE, stream_name
@@ -48,14 +49,6 @@ async def make_bus(nats_server: EmbeddedNatsServer) -> AsyncIterator[Callable[[s
     yield make
     for bus in made:
         await asyncio.wait_for(bus.close(), 10)
-
-
-async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    async def wait() -> None:
-        while not cond():
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(wait(), timeout)
 
 
 def _pumps(bus: EventBus) -> list[asyncio.Task[None]]:

@@ -12,10 +12,10 @@ import copy
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import until
 
 from sereca.bus import BusError, EventBus, Message, NatsTransport
 from sereca.bus.keys import MODE_ALL
@@ -38,14 +38,6 @@ async def set_manifest(connect: Any, server: Any, alice: Any, m: dict[str, Any])
         await asyncio.wait_for(c.set_manifest(json.dumps(m)), 20)
     async with connect(server, alice) as c:
         await asyncio.wait_for(c.set_secret("token", b"hunter2"), 20)  # the detector's env needs it
-
-
-async def until(cond: Any, timeout: float = 10.0) -> None:
-    async def wait() -> None:
-        while not cond():
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(wait(), timeout)
 
 
 async def test_broker_from_the_cas_enforces_the_manifest(server, manifest, connect, alice, bob, sim, tmp_path) -> None:

@@ -49,9 +49,3 @@ async def buses(open_server: EmbeddedNatsServer, root: bytes, ca: TestCA) -> Asy
         await asyncio.wait_for(b.close(), 10)
 
 
-async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    async def wait() -> None:
-        while not cond():
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(wait(), timeout)

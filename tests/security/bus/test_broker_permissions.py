@@ -10,6 +10,7 @@ from typing import Any
 
 import nats
 import pytest
+from polling import until
 
 from sereca.bus import BusError, EventBus, Keyring, Message, NatsTransport
 from sereca.bus.keys import derive_subject_key, stream_name
@@ -18,7 +19,6 @@ from sereca.bus.permissions import nats_permissions
 from sereca.bus.testing import TestCA, demo_section
 from sereca.bus.transports.nats import client_tls_context
 
-from .conftest import until
 
 SERVICES = ("gateway", "worker", "auditor", "intruder")
 

@@ -7,12 +7,11 @@ import os
 from typing import Any
 
 import nats
+from polling import until
 
 from sereca.bus import Message, NatsTransport
 from sereca.bus.keys import Keyring, stream_name
 from sereca.bus.testing import demo_section
-
-from .conftest import until
 
 
 async def test_broker_duplicates_and_forgeries_on_a_durable_address(buses: Any, open_server: Any, root: bytes) -> None:

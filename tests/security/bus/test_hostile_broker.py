@@ -10,13 +10,13 @@ from typing import Any
 import nats
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from polling import until
 
 from sereca.bus import Message, NotEntitled
 from sereca.bus import envelope as E
 from sereca.bus.keys import Keyring
 from sereca.bus.testing import demo_section
 
-from .conftest import until
 
 SUBJECT = re.compile(r"^(sereca\.(all|one|req)\.[a-z2-7]{24}(\.[a-z2-7]{24})?|_INBOX\.[A-Za-z0-9.]+)$")
 SECRETS = (b"TOP-SECRET-BODY", b"HEADER-SECRET", b"REPLY-SECRET", b"orders", b"sensors", b"temp")

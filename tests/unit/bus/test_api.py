@@ -7,18 +7,11 @@ import os
 from typing import Any
 
 import pytest
+from polling import until
 
 from sereca.bus import (BusConfigError, EventBus, Identity, Message, MsgpackCodec, NoHandlers, NotEntitled,
                         RecipientFailure, ReplyTimeout)
 from sereca.bus.errors import BusClosed
-
-
-async def until(cond: Any, timeout: float = 10.0) -> None:
-    async def wait() -> None:
-        while not cond():
-            await asyncio.sleep(0.005)
-
-    await asyncio.wait_for(wait(), timeout)
 
 
 async def test_publish_reaches_every_consumer(make_bus: Any) -> None:

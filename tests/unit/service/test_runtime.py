@@ -6,10 +6,10 @@ import asyncio
 from typing import Any
 
 import pytest
+from polling import until
 from pydantic import BaseModel, Field
 
 from sereca.service import Service
-
 
 
 class Reading(BaseModel):
@@ -260,9 +260,4 @@ async def test_durable_message_arriving_while_draining_is_redelivered_not_acked(
                 assert got == [] and bus.metrics.handler_errors >= 1
             finally:
                 rt.state = "ready"  # (stop() waits for a drain it did not start)
-            await asyncio.wait_for(_until(lambda: got == ["j1"]), T)  # redelivered, not lost
-
-
-async def _until(cond: Any) -> None:
-    while not cond():
-        await asyncio.sleep(0.02)
+            await until(lambda: got == ["j1"], T)  # redelivered, not lost
