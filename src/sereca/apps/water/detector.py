@@ -399,9 +399,7 @@ class LeakDetector:
         s, p = self._s, self.params
         leaks = [(k.node_row, k.coefficient) for k in s.known] if p.model_known else []
         expected = self._model.expected(t, y, leaks)
-        # Flow meters err in proportion to the flow: residuals are measured in units of
-        # the current flow (plus a floor), so a busy hour is not mistaken for a leak.
-        scale = np.where(self._is_flow, np.abs(expected) + p.flow_scale_floor, 1.0)
+        scale = self._flow_scale(expected)
         r = (y - expected) / scale
         if s.bias is None:
             s.warm.append(r)
@@ -604,7 +602,7 @@ class LeakDetector:
             return []
         row, coefficient = yield from self._refine_pick(d, fits, signature)
         node = self._ref.candidates[row]
-        near = self._known_near(node)
+        near = self._known_near(row)
         self._log.append((t, "refined", node, coefficient))
         confidence = float(cos[row])
 
@@ -644,7 +642,7 @@ class LeakDetector:
                     or gain < p.explain_min_relative * without.sse):
                 return merged((yield from self._apply_fit(t, samples, without, list(s.known))))
             fitted_row = with_new.leaks[with_new.kept.index(len(existing))][0]
-            if self._known_near(self._ref.candidates[fitted_row]) is not None:
+            if self._known_near(fitted_row) is not None:
                 self._log.append((t, "merged-fitted", self._ref.candidates[fitted_row], 0))
                 # The same leak, better described by two emitters (e.g. it grew, or lies between two
                 # junctions): model it so, without an alarm.
@@ -714,7 +712,7 @@ class LeakDetector:
                     cache[key] = yield from self._solve(t, y, base)
                 e0 = cache[key]
                 e1 = yield from self._solve(t, y, [*base, (row, grown + probe)])
-                scale = np.where(self._is_flow, np.abs(e1) + p.flow_scale_floor, 1.0)
+                scale = self._flow_scale(e1)
                 u = np.nan_to_num(((y - e0) / scale - s.bias) / s.sigma)[det]
                 v = np.nan_to_num(((e1 - e0) / scale) / s.sigma)[det]
                 f = fits[row]
@@ -751,7 +749,7 @@ class LeakDetector:
                 sse = 0.0
                 for t, y in samples:
                     e = yield from self._solve(t, y, [*base, (row, grown + added)])
-                    scale = np.where(self._is_flow, np.abs(e) + p.flow_scale_floor, 1.0)
+                    scale = self._flow_scale(e)
                     res = ((y - e) / scale - s.bias) / s.sigma
                     sse += float(np.nansum(res[det] ** 2))
                 if sse < best[0]:
@@ -770,25 +768,29 @@ class LeakDetector:
     def _residuals(self, samples: Sequence[tuple[float, np.ndarray]],
                    leaks: Sequence[tuple[int, float]]) -> Generator[str, None, np.ndarray]:
         """Standardised residuals (detecting sensors) against the leak-free bias, per sample."""
-        s, p = self._s, self.params
+        s = self._s
         assert s.bias0 is not None and s.sigma is not None
         out = np.empty((len(samples), int(self._detect.sum())))
         for i, (t, y) in enumerate(samples):
             e = yield from self._solve(t, y, leaks)
-            scale = np.where(self._is_flow, np.abs(e) + p.flow_scale_floor, 1.0)
+            scale = self._flow_scale(e)
             res = ((y - e) / scale - s.bias0) / s.sigma
             out[i] = np.nan_to_num(res[self._detect])
         return out
 
     def _raw_mean(self, samples: Sequence[tuple[float, np.ndarray]],
                   leaks: Sequence[tuple[int, float]]) -> Generator[str, None, np.ndarray]:
-        p = self.params
         acc = np.zeros(len(self.sensor_ids))
         for t, y in samples:
             e = yield from self._solve(t, y, leaks)
-            scale = np.where(self._is_flow, np.abs(e) + p.flow_scale_floor, 1.0)
+            scale = self._flow_scale(e)
             acc += np.nan_to_num((y - e) / scale)
         return acc / max(1, len(samples))
+
+    def _flow_scale(self, expected: np.ndarray) -> np.ndarray:
+        """Each sensor's residual unit: flow meters err in proportion to the flow, so flow residuals
+        are measured in units of the expected flow (plus a floor) and a busy hour is not a leak."""
+        return np.where(self._is_flow, np.abs(expected) + self.params.flow_scale_floor, 1.0)
 
     def _fit_signatures(self) -> np.ndarray:
         """Change of the standardised residual per reference emitter at each junction (not normalised)."""
@@ -932,15 +934,13 @@ class LeakDetector:
                 keep.append(k)
         s.known = keep
 
-    def _known_near(self, node: str) -> _KnownLeak | None:
+    def _known_near(self, row: int) -> _KnownLeak | None:
+        """The modelled leak nearest to candidate ``row``, if within ``merge_distance``."""
         if not self._s.known or self.params.merge_distance <= 0:
             return None
-        dist = self.network.node_distances([node])[0]
-        index = self.network.node_index
-        best = min(self._s.known, key=lambda k: dist[index[self._ref.candidates[k.node_row]]])
-        if dist[index[self._ref.candidates[best.node_row]]] <= self.params.merge_distance:
-            return best
-        return None
+        dist = self._distances(row)
+        best = min(self._s.known, key=lambda k: dist[k.node_row])
+        return best if dist[best.node_row] <= self.params.merge_distance else None
 
     def _pipe_for(self, row: int) -> str | None:
         if row not in self._pipes:
