@@ -3,6 +3,7 @@
     python benchmarks/water_quality.py --json              # default: 3 seeds, 31 days, 12 leaks each
     python benchmarks/water_quality.py --seeds 5 --demand-noise 0.02 --json
     python benchmarks/water_quality.py --first-seed 1 --seeds 5      # the tuning seeds
+    python benchmarks/water_quality.py --extra-pressure 33           # 66 pressure sensors instead of 33
 
 Each seed draws its own leaks (random pipes, abrupt or incipient, mixed sizes,
 start between day 2 and the end, some repaired), simulates them with
@@ -31,6 +32,20 @@ LTOWN_PRESSURE = (
 ).split()
 LTOWN_SENSORS = SensorSet(pressure=LTOWN_PRESSURE, flow=["p227", "p235", "PUMP_1"], level=["T1"])
 SIZES = {"small": (0.008, 0.012), "medium": (0.012, 0.02), "large": (0.02, 0.03)}
+
+
+def denser_sensors(net: Network, extra: int) -> SensorSet:
+    """The BattLeDIM layout plus ``extra`` pressure sensors, each at the junction farthest (network
+    distance) from every sensor so far (greedy k-centre): how much does sensor density buy?"""
+    junctions = net.wn.junction_name_list
+    columns = np.array([net.node_index[j] for j in junctions])
+    pressure = list(LTOWN_PRESSURE)
+    nearest = net.node_distances(pressure)[:, columns].min(axis=0)
+    for _ in range(extra):
+        farthest = junctions[int(np.argmax(nearest))]
+        pressure.append(farthest)
+        nearest = np.minimum(nearest, net.node_distances([farthest])[0][columns])
+    return SensorSet(pressure=pressure, flow=list(LTOWN_SENSORS.flow), level=list(LTOWN_SENSORS.level))
 
 
 def random_leaks(net: Network, n: int, days: float, rng: np.random.Generator) -> list[Leak]:
@@ -65,14 +80,14 @@ def random_leaks(net: Network, n: int, days: float, rng: np.random.Generator) ->
 
 
 def run_seed(net: Network, seed: int, days: float, n_leaks: int, demand_noise: float,
-             params: DetectorParams) -> dict[str, Any]:
+             params: DetectorParams, sensors: SensorSet = LTOWN_SENSORS) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     leaks = random_leaks(net, n_leaks, days, rng)
     t0 = time.perf_counter()
-    sim = simulate(net, leaks, LTOWN_SENSORS, days, 300.0, seed=seed, demand_noise=demand_noise)
+    sim = simulate(net, leaks, sensors, days, 300.0, seed=seed, demand_noise=demand_noise)
     t_sim = time.perf_counter() - t0
     t0 = time.perf_counter()
-    detector = LeakDetector.from_network(net, LTOWN_SENSORS, params)
+    detector = LeakDetector.from_network(net, sensors, params)
     t_build = time.perf_counter() - t0
     t0 = time.perf_counter()
     alarms = detector.run(sim.readings)
@@ -128,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--isolated", type=int, default=0,
                         help="instead: N single abrupt leaks, one at a time (localisation check)")
     parser.add_argument("--diameter", type=float, default=0.015, help="m, for --isolated")
+    parser.add_argument("--extra-pressure", type=int, default=0,
+                        help="add N pressure sensors to the BattLeDIM layout (greedy k-centre placement)")
     args = parser.parse_args(argv)
 
     net = load_network("L-Town")
@@ -136,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(out_iso, indent=2))
         return 0
     params = DetectorParams(**{"horizon": args.days * 86400.0 + 86400.0, **json.loads(args.params)})
-    runs = [run_seed(net, args.first_seed + i, args.days, args.leaks, args.demand_noise, params)
+    sensors = denser_sensors(net, args.extra_pressure) if args.extra_pressure else LTOWN_SENSORS
+    runs = [run_seed(net, args.first_seed + i, args.days, args.leaks, args.demand_noise, params, sensors)
             for i in range(args.seeds)]
     tp = sum(r["score"]["true_positives"] for r in runs)
     fp = sum(r["score"]["false_positives"] for r in runs)
@@ -147,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     incipient = [lk["delay_s"] for lk in leaks if lk["delay_s"] is not None and lk["type"] == "incipient"]
     pooled = {
         "network": "L-Town", "days": args.days, "seeds": args.seeds, "leaks": n,
-        "demand_noise": args.demand_noise,
+        "demand_noise": args.demand_noise, "pressure_sensors": len(sensors.pressure),
         "true_positives": tp, "false_positives": fp, "false_negatives": n - tp,
         "precision": round(tp / (tp + fp), 3) if tp + fp else 0.0,
         "recall": round(tp / n, 3) if n else 0.0,

@@ -207,7 +207,9 @@ def test_relocation_alarm_needs_confirming_refits(net3, leaky, cache_dir: Path) 
     from sereca.apps.water.detector import _KnownLeak
     from sereca.apps.water.localise_joint import FitResult, run_steps
 
-    params = PARAMS.model_copy(update={"realarm_confirm": 2, "realarm_distance": 300.0})
+    # realarm_min_relative 0: this is about the confirmation count (leak-free readings here
+    # favour no place over another; the evidence test is the next test's subject).
+    params = PARAMS.model_copy(update={"realarm_confirm": 2, "realarm_distance": 300.0, "realarm_min_relative": 0.0})
     with LeakDetector.from_network(net3, NET3_SENSORS, params, cache_dir=cache_dir) as detector:
         detector.run(leaky[leaky.index < LEAK.start])
         assert not detector.status()["warming_up"]
@@ -228,3 +230,33 @@ def test_relocation_alarm_needs_confirming_refits(net3, leaky, cache_dir: Path) 
         assert refit_to(c) == [names[c]]  # twice in a row at c: alarmed there
         assert refit_to(c) == []  # now that is where it was alarmed
         assert detector.status()["relocated_alarms"] == 1
+
+
+@pytest.mark.parametrize("min_relative", [0.0, 0.5])
+def test_relocation_alarm_needs_clearly_better_fit(net3, leaky, cache_dir: Path,  # type: ignore[no-untyped-def]
+                                                   min_relative: float) -> None:
+    from sereca.apps.water.detector import _KnownLeak
+    from sereca.apps.water.localise_joint import FitResult, run_steps
+
+    params = PARAMS.model_copy(update={"realarm_confirm": 1, "realarm_distance": 300.0,
+                                       "realarm_min_relative": min_relative, "refit_interval": 0.0})
+    with LeakDetector.from_network(net3, NET3_SENSORS, params, cache_dir=cache_dir) as detector:
+        detector.run(leaky[leaky.index < LEAK.start + 6 * 3600])  # the leak's readings in the history
+        names = detector._ref.candidates
+        link = net3.wn.get_link(LEAK.pipe)
+        true_row = names.index(link.start_node_name if link.start_node_name in names else link.end_node_name)
+        far_row = int(np.flatnonzero(detector._distances(true_row) > 2000)[0])
+        coefficient = 0.75 * np.pi / 4 * LEAK.diameter**2 * np.sqrt(2 * 9.81) * 1000  # the leak's emitter
+        samples = list(detector._s.history)[-3:]
+
+        def relocate(alarmed: int, to: int) -> list[str]:
+            detector._s.known = [_KnownLeak(node_row=alarmed, coefficient=coefficient, alarm_time=0.0,
+                                            alarm_row=alarmed)]
+            fit = FitResult(leaks=[(to, coefficient)], kept=[0], sse=0.0, sse_start=0.0)
+            steps = detector._apply_fit(samples[-1][0], samples, fit, list(detector._s.known))
+            return [a.node for a in run_steps(steps)]
+
+        # Alarmed far off, re-fitted onto the leak: the readings clearly say so, alarmed.
+        assert relocate(far_row, true_row) == [names[true_row]]
+        # Alarmed at the leak, a re-fit wanders off: alarmed only without the evidence test.
+        assert relocate(true_row, far_row) == ([] if min_relative else [names[far_row]])

@@ -151,6 +151,10 @@ class DetectorParams(BaseModel):
         default=300.0, ge=0, description="m: a re-fit moving a leak this far raises a new alarm there (0: never)")
     realarm_confirm: int = Field(
         default=3, ge=1, description="re-fits in a row that must put a leak at its new place before it is re-alarmed")
+    realarm_min_relative: float = Field(
+        default=0.5, ge=0, le=1,
+        description=("a relocation is alarmed only when the leak at its new place lowers the re-fit objective "
+                     "by this fraction compared with the leak back where it was alarmed (0: no such test)"))
     merged_alarm_lps: float = Field(
         default=1.5, ge=0, description=("L/s at 40 m: a detection that joins the modelled leaks (near a known one, "
                                         "or explained by re-fitting them) is still alarmed from this size (0: never)"))
@@ -600,7 +604,7 @@ class LeakDetector:
         if cos[int(np.argmax(cos))] < p.min_confidence:
             s.dropped += 1
             return []
-        row, coefficient = yield from self._refine_pick(d, fits, signature)
+        row, coefficient = yield from self._refine_pick(d, fits)
         node = self._ref.candidates[row]
         near = self._known_near(row)
         self._log.append((t, "refined", node, coefficient))
@@ -721,22 +725,23 @@ class LeakDetector:
                 f[4] += float(v @ v)
         return fits
 
-    def _refine_pick(self, d: _Detection, fits: dict[int, list[float]], signature: np.ndarray) -> Steps:
+    def _refine_pick(self, d: _Detection, fits: dict[int, list[float]]) -> Steps:
         """The junction (and size) that explains the readings best: ``(row, coefficient)``.
 
-        Each candidate's leak is sized from the full window's ``signature`` (linear estimate
-        x 0.7, 1, 1.4); its misfit at those sizes comes from the linearisation of
-        :meth:`_refine`; the ``refine_exact`` best candidates are then re-solved at those
-        sizes (non-linear, at the same time steps) and the best of them is kept.
+        Each candidate's leak is sized where its linearised misfit (:meth:`_refine`) is
+        least, and ranked by that misfit at x0.8, 1 and 1.25 that size; the ``refine_exact``
+        best candidates are then re-solved at those sizes (non-linear, at the same time
+        steps) and the best of them is kept.
         """
         s, p = self._s, self.params
-        unit_sd = self._unit()
         det = self._detect
         ranked = []
         for row, (probe, grown, a, b, c) in fits.items():
-            g = self._ref.sensitivity[row, det] / unit_sd[det]
-            size = max(0.0, float(g @ signature) / float(g @ g)) if g.any() else 0.0
-            sizes = [size * factor * self._ref.coefficient for factor in (0.7, 1.0, 1.4)]
+            # The size that minimises the linearised misfit (in units of the probe), not the
+            # sensitivity matrix's estimate: for a big leak that is far off (the network is not
+            # linear over a few L/s), and the true junction lost to a neighbour sized better.
+            least = max(0.0, b / c) if c > 0 else 0.0
+            sizes = [least * probe * factor for factor in (0.8, 1.0, 1.25)]
             linear = min(a - 2.0 * b * (x / probe) + c * (x / probe) ** 2 for x in sizes)
             ranked.append((linear, row, grown, sizes))
         ranked.sort(key=lambda item: item[0])
@@ -845,8 +850,9 @@ class LeakDetector:
                             self._distances(row)[other] <= p.realarm_distance for other in recent):
                         trail = []
                         others = after[:j] + after[j + 1:]
-                        mean = (yield from self._residuals(samples, others)).mean(axis=0)
-                        moves.append((k, row, coefficient, mean))
+                        if (yield from self._fits_clearly_better(samples, after, j, k.alarm_row)):
+                            mean = (yield from self._residuals(samples, others)).mean(axis=0)
+                            moves.append((k, row, coefficient, mean))
             trails.append(trail)
         shift = None
         if after != before:
@@ -874,6 +880,27 @@ class LeakDetector:
             assert s.bias is not None
             s.bias = s.bias + shift
         return alarms
+
+    def _fits_clearly_better(self, samples: Sequence[tuple[float, np.ndarray]], leaks: list[tuple[int, float]],
+                             j: int, alarmed_row: int) -> Generator[str, None, bool]:
+        """Does leak ``j`` of ``leaks`` explain ``samples`` clearly better where it is than back at
+        ``alarmed_row`` (its size there re-tried x0.7, 1, 1.4)? ``realarm_min_relative`` of the objective.
+
+        A re-fit moves a leak as soon as that lowers the objective by ``refit_move_relative``; over
+        an area the sensors cannot tell apart, that lets a modelled leak wander without the readings
+        ever pointing clearly elsewhere. A relocation *alarm* needs more.
+        """
+        p = self.params
+        if p.realarm_min_relative <= 0:
+            return True
+        new = float(np.sum((yield from self._residuals(samples, leaks)) ** 2))
+        row, coefficient = leaks[j]
+        old = math.inf
+        for factor in (0.7, 1.0, 1.4):
+            back = [*leaks[:j], (alarmed_row, coefficient * factor), *leaks[j + 1:]]
+            old = min(old, float(np.sum((yield from self._residuals(samples, back)) ** 2)))
+        self._log.append((self._s.last_t, "realarm-test", f"alarmed={old:.0f} new={new:.0f}", 0.0))
+        return old - new >= p.realarm_min_relative * old
 
     def _applied(self, t: float, alarms: list[Alarm]) -> list[Alarm]:
         return alarms
