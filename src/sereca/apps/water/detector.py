@@ -32,10 +32,10 @@ Method (details, parameters and measured quality in docs/water.md):
    half of the window (its last sixth left out), each as soon as it arrives:
    per time step one solve without the new leak and one with it at each
    candidate; the residual is taken as linear in the leak's size between the
-   two, so each candidate's misfit is evaluated at sizes from the full
-   window's residual when the window closes; the ``refine_exact`` best are
-   then re-solved exactly at those sizes. The alarm names the best junction's
-   longest pipe.
+   two, so each candidate's misfit is a quadratic in its size and the leak is
+   sized where it is least; when the window closes the ``refine_exact`` best
+   are re-solved exactly around those sizes. The alarm names the best
+   junction's shortest pipe.
 5. **Known leaks join the model.** A localised leak becomes an EPANET emitter
    at its junction, sized from the residual, so the model predicts how its
    effect swings with demand over the day; CUSUMs are frozen for ``holdoff``
@@ -46,8 +46,9 @@ Method (details, parameters and measured quality in docs/water.md):
    every ``refit_interval`` and before alarming on a detection: positions and sizes
    of all modelled leaks are re-fitted together; leaks that explain nothing any more
    are dropped (repairs); a detection the re-fitted known leaks explain as well is
-   not alarmed; a leak the re-fit moves more than ``realarm_distance`` from where it
-   was alarmed is alarmed again at its new place. The explain re-fits use
+   not alarmed; a leak the re-fits move more than ``realarm_distance`` from where it
+   was alarmed (``realarm_confirm`` times in a row, and halving the objective
+   there, ``realarm_min_relative``) is alarmed again at its new place. The explain re-fits use
    ``explain_samples`` time steps of the detection. With ``explain_before_alarm=False``
    the detection is alarmed without that check and the re-fit (new leak included)
    runs after the alarm.
@@ -894,7 +895,7 @@ class LeakDetector:
         if p.realarm_min_relative <= 0:
             return True
         new = float(np.sum((yield from self._residuals(samples, leaks)) ** 2))
-        row, coefficient = leaks[j]
+        coefficient = leaks[j][1]
         old = math.inf
         for factor in (0.7, 1.0, 1.4):
             back = [*leaks[:j], (alarmed_row, coefficient * factor), *leaks[j + 1:]]
