@@ -236,6 +236,7 @@ def test_relocation_alarm_needs_confirming_refits(net3, leaky, cache_dir: Path) 
 def test_relocation_alarm_needs_clearly_better_fit(net3, leaky, cache_dir: Path,  # type: ignore[no-untyped-def]
                                                    min_relative: float) -> None:
     from sereca.apps.water.detector import _KnownLeak
+    from sereca.apps.water.hydraulics import emitter_coefficient
     from sereca.apps.water.localise_joint import FitResult, run_steps
 
     params = PARAMS.model_copy(update={"realarm_confirm": 1, "realarm_distance": 300.0,
@@ -246,7 +247,7 @@ def test_relocation_alarm_needs_clearly_better_fit(net3, leaky, cache_dir: Path,
         link = net3.wn.get_link(LEAK.pipe)
         true_row = names.index(link.start_node_name if link.start_node_name in names else link.end_node_name)
         far_row = int(np.flatnonzero(detector._distances(true_row) > 2000)[0])
-        coefficient = 0.75 * np.pi / 4 * LEAK.diameter**2 * np.sqrt(2 * 9.81) * 1000  # the leak's emitter
+        coefficient = emitter_coefficient(np.pi / 4 * LEAK.diameter**2, params.hydraulics.discharge_coeff)
         samples = list(detector._s.history)[-3:]
 
         def relocate(alarmed: int, to: int) -> list[str]:
