@@ -73,8 +73,10 @@ async def test_dashboard_shows_live_values_and_the_leak_alert(browser: Any, tmp_
         leak = demo.scenario.leaks[0]
 
         def text(css: str) -> str:
-            found = browser.find_elements(By.CSS_SELECTOR, css)  # [] until rendered: no exception
-            return found[0].text if found else ""
+            # Read in one script call: the page re-renders its tables on every update, so an element
+            # found by one WebDriver call can be stale by the next (StaleElementReferenceException).
+            return str(browser.execute_script(
+                "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';", css))
 
         await asyncio.to_thread(browser.get, demo.dashboard_url)
         await _until(lambda: text("#conn") == "bus: connected", "the bus bridge to connect")
@@ -94,7 +96,8 @@ async def test_dashboard_shows_live_values_and_the_leak_alert(browser: Any, tmp_
         assert int(text("#reading-count")) > 0
 
         rows = await _until(
-            lambda: [(r.get_attribute("data-pipe"), r.text) for r in browser.find_elements(By.CSS_SELECTOR, "#alerts tbody tr")],
+            lambda: browser.execute_script(
+                "return [...document.querySelectorAll('#alerts tbody tr')].map(r => [r.dataset.pipe, r.innerText]);"),
             "an alert on the page", timeout=45)
         distance = load_network(demo.scenario.network).pipe_distance_fn([leak.pipe])
         near = [(pipe, row) for pipe, row in rows if pipe and distance(leak.pipe, pipe) <= NEAR_M]
