@@ -45,7 +45,7 @@ def denser_sensors(net: Network, extra: int) -> SensorSet:
         farthest = junctions[int(np.argmax(nearest))]
         pressure.append(farthest)
         nearest = np.minimum(nearest, net.node_distances([farthest])[0][columns])
-    return SensorSet(pressure=pressure, flow=list(LTOWN_SENSORS.flow), level=list(LTOWN_SENSORS.level))
+    return LTOWN_SENSORS.model_copy(update={"pressure": pressure})  # flows, levels and noise as they are
 
 
 def random_leaks(net: Network, n: int, days: float, rng: np.random.Generator) -> list[Leak]:

@@ -47,5 +47,3 @@ async def buses(open_server: EmbeddedNatsServer, root: bytes, ca: TestCA) -> Asy
     yield make
     for b in made:
         await asyncio.wait_for(b.close(), 10)
-
-
