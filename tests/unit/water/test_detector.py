@@ -261,3 +261,66 @@ def test_relocation_alarm_needs_clearly_better_fit(net3, leaky, cache_dir: Path,
         assert relocate(far_row, true_row) == [names[true_row]]
         # Alarmed at the leak, a re-fit wanders off: alarmed only without the evidence test.
         assert relocate(true_row, far_row) == ([] if min_relative else [names[far_row]])
+
+
+
+
+def _readings_with_leak_at(detector: LeakDetector, readings, node: str, coefficient: float):  # type: ignore[no-untyped-def]
+    """Warm the detector on ``readings``; 2 h of readings exactly as its model has them with an
+    emitter of ``coefficient`` at ``node`` (bias included): ``(row, samples)``."""
+    detector.run(readings)
+    s = detector._s
+    row = detector._ref.candidates.index(node)
+    samples = []
+    for t, y0 in zip(readings.index[-24:], readings.to_numpy(dtype=float)[-24:], strict=True):
+        e = detector._model.expected(float(t), y0, [(row, coefficient)])
+        samples.append((float(t), np.where(detector._model.boundary, y0, e + s.bias * detector._flow_scale(e))))
+    return row, samples
+
+
+def _detection(detector: LeakDetector, samples, known: list[tuple[int, float]]):  # type: ignore[no-untyped-def]
+    """A closed detection over ``samples`` as the detector sees it with ``known`` leaks modelled."""
+    from sereca.apps.water.detector import _Detection, _KnownLeak
+
+    s = detector._s
+    s.known = [_KnownLeak(node_row=r, coefficient=c, alarm_time=0.0, alarm_row=r) for r, c in known]
+    z_rows = []
+    for t, y in samples:
+        e = detector._model.expected(t, y, known)
+        z_rows.append(np.where(detector._detect, ((y - e) / detector._flow_scale(e) - s.bias) / s.sigma, 0.0))
+    return _Detection(t=samples[0][0], score=1.0, sensors=(), z_rows=z_rows, readings=samples, closed=True,
+                      samples=[12, 15, 18, 21])
+
+
+def test_known_leak_that_grew_is_sized_as_a_whole(net3, leaky, cache_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    # The linearised misfit of a known leak's junction scales the whole emitter (known + probe):
+    # its best size is the whole leak, however small the probe the residual suggested.
+    from sereca.apps.water.localise_joint import run_steps
+
+    full = 1.0  # (L/s)/m**0.5: 6.3 L/s at 40 m
+    with LeakDetector.from_network(net3, NET3_SENSORS, PARAMS, cache_dir=cache_dir) as detector:
+        row, samples = _readings_with_leak_at(detector, leaky[leaky.index < LEAK.start], "143", full)
+        d = _detection(detector, samples, [(row, 0.5 * full)])
+        partial = 0.05 * detector._signatures()[row]  # a faint residual: a small probe
+        fits = run_steps(detector._refine(d, partial))
+        picked, coefficient = run_steps(detector._refine_pick(d, fits))
+    assert picked == row
+    assert coefficient == pytest.approx(full, rel=0.05)
+
+
+@pytest.mark.parametrize("known_fraction, alarmed", [(0.8, False), (0.2, True)])
+def test_merged_alarm_counts_what_the_detection_adds(net3, leaky, cache_dir: Path,  # type: ignore[no-untyped-def]
+                                                    known_fraction: float, alarmed: bool) -> None:
+    # A modelled leak that grew by a little is its steady growth, not news, even when it is big
+    # by now; grown by a lot, it is alarmed.
+    from sereca.apps.water.localise_joint import run_steps
+
+    full = 1.0
+    params = PARAMS.model_copy(update={"merged_alarm_lps": 0.5 * full * np.sqrt(40.0)})
+    with LeakDetector.from_network(net3, NET3_SENSORS, params, cache_dir=cache_dir) as detector:
+        row, samples = _readings_with_leak_at(detector, leaky[leaky.index < LEAK.start], "143", full)
+        d = _detection(detector, samples, [(row, known_fraction * full)])
+        alarms = run_steps(detector._localise(d, np.mean(d.z_rows, axis=0)[detector._detect]))
+        assert detector.status()["merged_detections"] == 1
+        assert [(k.node_row, round(k.coefficient, 1)) for k in detector._s.known] == [(row, full)]  # grown
+    assert [a.node for a in alarms] == (["143"] if alarmed else [])

@@ -158,11 +158,20 @@ class DetectorParams(BaseModel):
                      "by this fraction compared with the leak back where it was alarmed (0: no such test)"))
     merged_alarm_lps: float = Field(
         default=1.5, ge=0, description=("L/s at 40 m: a detection that joins the modelled leaks (near a known one, "
-                                        "or explained by re-fitting them) is still alarmed from this size (0: never)"))
+                                        "or explained by re-fitting them) is still alarmed when it adds this much "
+                                        "(at a known leak's junction: that leak's growth; 0: never)"))
+    localise_bias: Literal["adapted", "warmup"] = Field(
+        default="adapted", description="experimental: bias the localisation misfit is taken against")
+    alarm_pipe: Literal["shortest", "toward_next_best"] = Field(
+        default="shortest", description=("experimental: the pipe an alarm names at its junction: the shortest, or the "
+                                         "one leading to the neighbour that fits the readings best"))
     refine_candidates: int = Field(default=80, ge=1, description="junctions re-simulated to pick the location")
     refine_exact: int = Field(
-        default=5, ge=1, description=("of those, the best (by the linearised misfit) re-solved at their final sizes "
-                                      "when the localisation window closes; the best of these is the location"))
+        default=10, ge=1, description=("of those, the best (by the linearised misfit) re-solved at the size that "
+                                       "misfit predicts, when the localisation window closes"))
+    refine_resize: int = Field(
+        default=3, ge=0, description=("of those, the best (by the misfit the secant through that re-solve predicts) "
+                                      "re-solved again at the secant's size; the best of all re-solves is the location"))
     work_budget: int = Field(
         default=16, ge=1,
         description=("EPANET solves per time step for the heavy work (localisation re-solves, joint re-fits), "
@@ -225,6 +234,9 @@ class _Detection:
     closed: bool = False  # localise_delay has passed: z_rows and readings are complete
     samples: list[int] = field(default_factory=list)  # indices in readings the refine job re-solves
     started: bool = False  # the localisation job is queued
+    misfit: dict[int, float] = field(default_factory=dict)  # candidate row -> least misfit found
+    # candidate row -> sample index -> standardised residual the new leak there must explain
+    unexplained: dict[int, dict[int, np.ndarray]] = field(default_factory=dict)
 
 
 @dataclass
@@ -295,6 +307,7 @@ class LeakDetector:
         self._pipes: dict[int, str | None] = {}
         self._near: dict[int, np.ndarray] = {}
         self._log: deque[tuple[float, str, str, float]] = deque(maxlen=256)  # recent decisions, for diagnosis
+        self._cand_row = {c: i for i, c in enumerate(reference.candidates)}
         self._cand_net = np.array([network.node_index[c] for c in reference.candidates], dtype=int)
         window = params.signature_steps + int(params.localise_delay // params.step) + 2
         self._s = _State(recent=deque(maxlen=window), readings=deque(maxlen=window),
@@ -611,11 +624,14 @@ class LeakDetector:
         self._log.append((t, "refined", node, coefficient))
         confidence = float(cos[row])
 
+        # What the detection adds: at a known leak's junction, the growth of that leak.
+        added = coefficient - sum(k.coefficient for k in s.known if k.node_row == row)
+
         def merged(moved: list[Alarm]) -> list[Alarm]:
             """The detection joined the modelled leaks: alarmed only when it is a big step."""
             s.merged += 1
-            if 0 < p.merged_alarm_lps <= coefficient * math.sqrt(40.0):  # now: the job ends this step
-                return [*moved, self._alarm(s.last_t, row, coefficient, d.score, confidence, d.sensors)]
+            if 0 < p.merged_alarm_lps <= added * math.sqrt(40.0):  # now: the job ends this step
+                return [*moved, self._alarm(s.last_t, row, coefficient, d.score, confidence, d.sensors, d.misfit)]
             return moved
 
         if near is not None:
@@ -660,7 +676,7 @@ class LeakDetector:
             new.moves = []
             if len(s.known) > _KNOWN_LEAK_MAX:
                 s.known.pop(0)
-            return [*moved, self._alarm(s.last_t, row, coefficient, d.score, confidence, d.sensors)]
+            return [*moved, self._alarm(s.last_t, row, coefficient, d.score, confidence, d.sensors, d.misfit)]
         return [self._add_and_alarm(t, d, row, coefficient, confidence)]
 
     def _add_and_alarm(self, t: float, d: _Detection, row: int, coefficient: float, confidence: float) -> Alarm:
@@ -668,7 +684,7 @@ class LeakDetector:
         if len(s.known) >= _KNOWN_LEAK_MAX:
             s.known.pop(0)
         s.known.append(_KnownLeak(node_row=row, coefficient=coefficient, alarm_time=t, alarm_row=row))
-        return self._alarm(t, row, coefficient, d.score, confidence, d.sensors)
+        return self._alarm(t, row, coefficient, d.score, confidence, d.sensors, d.misfit)
 
     def _refine(self, d: _Detection, partial: np.ndarray) -> Steps:
         """Job part: re-solve the network with a leak at each of the best-matching junctions (non-linear).
@@ -682,7 +698,8 @@ class LeakDetector:
         residual is taken as linear in the emitter size between the two, so each candidate's
         misfit is a quadratic in its size, evaluated later at any size (:meth:`_refine_pick`).
         Returns ``{row: (probe, offset, A, B, C)}``: misfit = A - 2 B l + C l**2 with
-        l = added coefficient / probe, total coefficient = offset + added.
+        l = total coefficient / (offset + probe); ``offset`` is the coefficient of a known leak
+        already modelled at that junction (left out of the solve "without"), else 0.
         """
         s, p = self._s, self.params
         assert s.sigma is not None and s.bias is not None
@@ -718,8 +735,9 @@ class LeakDetector:
                 e0 = cache[key]
                 e1 = yield from self._solve(t, y, [*base, (row, grown + probe)])
                 scale = self._flow_scale(e1)
-                u = np.nan_to_num(((y - e0) / scale - s.bias) / s.sigma)[det]
+                u = np.nan_to_num(((y - e0) / scale - self._localise_bias()) / s.sigma)[det]
                 v = np.nan_to_num(((e1 - e0) / scale) / s.sigma)[det]
+                d.unexplained.setdefault(row, {})[index] = u
                 f = fits[row]
                 f[2] += float(u @ u)
                 f[3] += float(u @ v)
@@ -730,37 +748,71 @@ class LeakDetector:
         """The junction (and size) that explains the readings best: ``(row, coefficient)``.
 
         Each candidate's leak is sized where its linearised misfit (:meth:`_refine`) is
-        least, and ranked by that misfit at x0.8, 1 and 1.25 that size; the ``refine_exact``
-        best candidates are then re-solved at those sizes (non-linear, at the same time
-        steps) and the best of them is kept.
+        least and ranked by that misfit; the ``refine_exact`` best are re-solved at that size
+        (non-linear, at the same time steps). The secant between each such re-solve and the
+        solve without the leak predicts a better size and its misfit; the ``refine_resize``
+        best by that prediction are re-solved at it. The best of all re-solves is kept.
         """
         s, p = self._s, self.params
         det = self._detect
         ranked = []
         for row, (probe, grown, a, b, c) in fits.items():
-            # The size that minimises the linearised misfit (in units of the probe), not the
-            # sensitivity matrix's estimate: for a big leak that is far off (the network is not
-            # linear over a few L/s), and the true junction lost to a neighbour sized better.
+            # The misfit is a quadratic in l = total / (grown + probe): the solve it was linearised
+            # on had the leak at its full size (a known leak's emitter included), so l scales all
+            # of it. The total is taken where that misfit is least, not at the sensitivity
+            # matrix's estimate: for a big leak that is far off (the network is not linear over
+            # a few L/s), and the true junction lost to a neighbour sized better.
+            unit = grown + probe
             least = max(0.0, b / c) if c > 0 else 0.0
-            sizes = [least * probe * factor for factor in (0.8, 1.0, 1.25)]
-            linear = min(a - 2.0 * b * (x / probe) + c * (x / probe) ** 2 for x in sizes)
-            ranked.append((linear, row, grown, sizes))
+            linear = a - 2.0 * b * least + c * least**2
+            ranked.append((linear, row, grown, least * unit))
+            d.misfit[row] = linear
         ranked.sort(key=lambda item: item[0])
         known = [(k.node_row, k.coefficient) for k in s.known] if p.model_known else []
-        samples = [d.readings[i] for i in d.samples if i < len(d.readings)]
-        best = (math.inf, ranked[0][1], ranked[0][2])
-        for _, row, grown, sizes in ranked[: p.refine_exact]:
+        samples = [(i, d.readings[i]) for i in d.samples if i < len(d.readings)]
+        best = (math.inf, ranked[0][1], ranked[0][3])
+
+        def misfit(row: int, total: float, base: list[tuple[int, float]]) -> Generator[str, None, list[np.ndarray]]:
+            nonlocal best
+            out = []
+            for _, (t, y) in samples:
+                e = yield from self._solve(t, y, [*base, (row, total)])
+                out.append(np.nan_to_num(((y - e) / self._flow_scale(e) - self._localise_bias()) / s.sigma)[det])
+            sse = float(sum(r @ r for r in out))
+            d.misfit[row] = min(d.misfit.get(row, math.inf), sse) if row in exact else sse
+            exact.add(row)
+            if sse < best[0]:
+                best = (sse, row, total)
+            return out
+
+        exact: set[int] = set()
+        resize = []
+        for _, row, grown, total in ranked[: p.refine_exact]:
+            if total <= 0:
+                continue
             base = [(r, c) for r, c in known if r != row] if grown else known
-            for added in sizes:
-                sse = 0.0
-                for t, y in samples:
-                    e = yield from self._solve(t, y, [*base, (row, grown + added)])
-                    scale = self._flow_scale(e)
-                    res = ((y - e) / scale - s.bias) / s.sigma
-                    sse += float(np.nansum(res[det] ** 2))
-                if sse < best[0]:
-                    best = (sse, row, grown + added)
+            solved = yield from misfit(row, total, base)
+            # Secant between no new leak and this size: the size that fits best, predicted.
+            before = [d.unexplained.get(row, {}).get(i) for i, _ in samples]
+            if any(u is None for u in before):
+                continue
+            effect = [u - r for u, r in zip(before, solved, strict=True)]
+            dd = float(sum(v @ v for v in effect))
+            if dd <= 0:
+                continue
+            lam = max(0.05, float(sum(u @ v for u, v in zip(before, effect, strict=True))) / dd)
+            predicted = float(sum((u - lam * v) @ (u - lam * v) for u, v in zip(before, effect, strict=True)))
+            if abs(lam - 1.0) > 0.02:
+                resize.append((predicted, row, lam * total, base))
+        resize.sort(key=lambda item: item[0])
+        for _, row, total, base in resize[: p.refine_resize]:
+            yield from misfit(row, total, base)
         return best[1], best[2]
+
+    def _localise_bias(self) -> np.ndarray:
+        s = self._s
+        assert s.bias is not None and s.bias0 is not None
+        return s.bias0 if self.params.localise_bias == "warmup" else s.bias
 
     # -- joint re-fit of the modelled leaks ------------------------------------------
 
@@ -937,9 +989,12 @@ class LeakDetector:
         s.jobs.append(_Job("refit", steps(), self._applied))
 
     def _alarm(self, t: float, row: int, coefficient: float, score: float, confidence: float,
-               sensors: tuple[str, ...]) -> Alarm:
+               sensors: tuple[str, ...], misfit: Mapping[int, float] | None = None) -> Alarm:
         node = self._ref.candidates[row]
-        pipe = self._pipe_for(row)
+        if misfit and self.params.alarm_pipe == "toward_next_best":
+            pipe = self._pipe_toward(row, misfit)
+        else:
+            pipe = self._pipe_for(row)
         x, y = self.network.element_xy("node", node)
         return Alarm(time=t, pipe=pipe or node, node=node, score=score, confidence=confidence,
                      sensors=sensors, x=x, y=y, size_lps=coefficient * math.sqrt(40.0))
@@ -969,6 +1024,22 @@ class LeakDetector:
         dist = self._distances(row)
         best = min(self._s.known, key=lambda k: dist[k.node_row])
         return best if dist[best.node_row] <= self.params.merge_distance else None
+
+    def _pipe_toward(self, row: int, misfit: Mapping[int, float]) -> str | None:
+        """The pipe at candidate ``row`` whose other end fits the readings best (a leak between two
+        junctions fits well at both), else the shortest."""
+        wn = self.network.wn
+        node = self._ref.candidates[row]
+        best, best_misfit = self._pipe_for(row), math.inf
+        for name in wn.get_links_for_node(node):
+            link = wn.get_link(name)
+            if link.link_type != "Pipe":
+                continue
+            other = link.end_node_name if link.start_node_name == node else link.start_node_name
+            value = misfit.get(self._cand_row.get(other, -1), math.inf)
+            if value < best_misfit:
+                best, best_misfit = name, value
+        return best
 
     def _pipe_for(self, row: int) -> str | None:
         if row not in self._pipes:
