@@ -162,9 +162,6 @@ class DetectorParams(BaseModel):
                                         "(at a known leak's junction: that leak's growth; 0: never)"))
     localise_bias: Literal["adapted", "warmup"] = Field(
         default="adapted", description="experimental: bias the localisation misfit is taken against")
-    alarm_pipe: Literal["shortest", "toward_next_best"] = Field(
-        default="shortest", description=("experimental: the pipe an alarm names at its junction: the shortest, or the "
-                                         "one leading to the neighbour that fits the readings best"))
     refine_candidates: int = Field(default=80, ge=1, description="junctions re-simulated to pick the location")
     refine_exact: int = Field(
         default=10, ge=1, description=("of those, the best (by the linearised misfit) re-solved at the size that "
@@ -234,7 +231,6 @@ class _Detection:
     closed: bool = False  # localise_delay has passed: z_rows and readings are complete
     samples: list[int] = field(default_factory=list)  # indices in readings the refine job re-solves
     started: bool = False  # the localisation job is queued
-    misfit: dict[int, float] = field(default_factory=dict)  # candidate row -> least misfit found
     # candidate row -> sample index -> standardised residual the new leak there must explain
     unexplained: dict[int, dict[int, np.ndarray]] = field(default_factory=dict)
 
@@ -307,7 +303,6 @@ class LeakDetector:
         self._pipes: dict[int, str | None] = {}
         self._near: dict[int, np.ndarray] = {}
         self._log: deque[tuple[float, str, str, float]] = deque(maxlen=256)  # recent decisions, for diagnosis
-        self._cand_row = {c: i for i, c in enumerate(reference.candidates)}
         self._cand_net = np.array([network.node_index[c] for c in reference.candidates], dtype=int)
         window = params.signature_steps + int(params.localise_delay // params.step) + 2
         self._s = _State(recent=deque(maxlen=window), readings=deque(maxlen=window),
@@ -631,7 +626,7 @@ class LeakDetector:
             """The detection joined the modelled leaks: alarmed only when it is a big step."""
             s.merged += 1
             if 0 < p.merged_alarm_lps <= added * math.sqrt(40.0):  # now: the job ends this step
-                return [*moved, self._alarm(s.last_t, row, coefficient, d.score, confidence, d.sensors, d.misfit)]
+                return [*moved, self._alarm(s.last_t, row, coefficient, d.score, confidence, d.sensors)]
             return moved
 
         if near is not None:
@@ -676,7 +671,7 @@ class LeakDetector:
             new.moves = []
             if len(s.known) > _KNOWN_LEAK_MAX:
                 s.known.pop(0)
-            return [*moved, self._alarm(s.last_t, row, coefficient, d.score, confidence, d.sensors, d.misfit)]
+            return [*moved, self._alarm(s.last_t, row, coefficient, d.score, confidence, d.sensors)]
         return [self._add_and_alarm(t, d, row, coefficient, confidence)]
 
     def _add_and_alarm(self, t: float, d: _Detection, row: int, coefficient: float, confidence: float) -> Alarm:
@@ -684,7 +679,7 @@ class LeakDetector:
         if len(s.known) >= _KNOWN_LEAK_MAX:
             s.known.pop(0)
         s.known.append(_KnownLeak(node_row=row, coefficient=coefficient, alarm_time=t, alarm_row=row))
-        return self._alarm(t, row, coefficient, d.score, confidence, d.sensors, d.misfit)
+        return self._alarm(t, row, coefficient, d.score, confidence, d.sensors)
 
     def _refine(self, d: _Detection, partial: np.ndarray) -> Steps:
         """Job part: re-solve the network with a leak at each of the best-matching junctions (non-linear).
@@ -766,7 +761,6 @@ class LeakDetector:
             least = max(0.0, b / c) if c > 0 else 0.0
             linear = a - 2.0 * b * least + c * least**2
             ranked.append((linear, row, grown, least * unit))
-            d.misfit[row] = linear
         ranked.sort(key=lambda item: item[0])
         known = [(k.node_row, k.coefficient) for k in s.known] if p.model_known else []
         samples = [(i, d.readings[i]) for i in d.samples if i < len(d.readings)]
@@ -779,13 +773,10 @@ class LeakDetector:
                 e = yield from self._solve(t, y, [*base, (row, total)])
                 out.append(np.nan_to_num(((y - e) / self._flow_scale(e) - self._localise_bias()) / s.sigma)[det])
             sse = float(sum(r @ r for r in out))
-            d.misfit[row] = min(d.misfit.get(row, math.inf), sse) if row in exact else sse
-            exact.add(row)
             if sse < best[0]:
                 best = (sse, row, total)
             return out
 
-        exact: set[int] = set()
         resize = []
         for _, row, grown, total in ranked[: p.refine_exact]:
             if total <= 0:
@@ -989,12 +980,9 @@ class LeakDetector:
         s.jobs.append(_Job("refit", steps(), self._applied))
 
     def _alarm(self, t: float, row: int, coefficient: float, score: float, confidence: float,
-               sensors: tuple[str, ...], misfit: Mapping[int, float] | None = None) -> Alarm:
+               sensors: tuple[str, ...]) -> Alarm:
         node = self._ref.candidates[row]
-        if misfit and self.params.alarm_pipe == "toward_next_best":
-            pipe = self._pipe_toward(row, misfit)
-        else:
-            pipe = self._pipe_for(row)
+        pipe = self._pipe_for(row)
         x, y = self.network.element_xy("node", node)
         return Alarm(time=t, pipe=pipe or node, node=node, score=score, confidence=confidence,
                      sensors=sensors, x=x, y=y, size_lps=coefficient * math.sqrt(40.0))
@@ -1024,22 +1012,6 @@ class LeakDetector:
         dist = self._distances(row)
         best = min(self._s.known, key=lambda k: dist[k.node_row])
         return best if dist[best.node_row] <= self.params.merge_distance else None
-
-    def _pipe_toward(self, row: int, misfit: Mapping[int, float]) -> str | None:
-        """The pipe at candidate ``row`` whose other end fits the readings best (a leak between two
-        junctions fits well at both), else the shortest."""
-        wn = self.network.wn
-        node = self._ref.candidates[row]
-        best, best_misfit = self._pipe_for(row), math.inf
-        for name in wn.get_links_for_node(node):
-            link = wn.get_link(name)
-            if link.link_type != "Pipe":
-                continue
-            other = link.end_node_name if link.start_node_name == node else link.start_node_name
-            value = misfit.get(self._cand_row.get(other, -1), math.inf)
-            if value < best_misfit:
-                best, best_misfit = name, value
-        return best
 
     def _pipe_for(self, row: int) -> str | None:
         if row not in self._pipes:
