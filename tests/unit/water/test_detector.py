@@ -274,7 +274,7 @@ def _readings_with_leak_at(detector: LeakDetector, readings, node: str, coeffici
     samples = []
     for t, y0 in zip(readings.index[-24:], readings.to_numpy(dtype=float)[-24:], strict=True):
         e = detector._model.expected(float(t), y0, [(row, coefficient)])
-        samples.append((float(t), np.where(detector._model.boundary, y0, e + s.bias * detector._flow_scale(e))))
+        samples.append((float(t), np.where(detector._model.boundary, y0, e + s.bias0 * detector._flow_scale(e))))
     return row, samples
 
 
@@ -324,3 +324,21 @@ def test_merged_alarm_counts_what_the_detection_adds(net3, leaky, cache_dir: Pat
         assert detector.status()["merged_detections"] == 1
         assert [(k.node_row, round(k.coefficient, 1)) for k in detector._s.known] == [(row, full)]  # grown
     assert [a.node for a in alarms] == (["143"] if alarmed else [])
+
+
+def test_repeat_alarms_near_a_recent_one_are_withheld(net3, cache_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    with LeakDetector.from_network(net3, NET3_SENSORS, PARAMS, cache_dir=cache_dir) as detector:
+        dist = detector._distances(0)
+        near = int(np.argmin(np.where(dist > 0, dist, np.inf)))
+        far = int(np.flatnonzero(dist > 3 * dist[near] + 1)[0])
+        detector.params = PARAMS.model_copy(update={"repeat_radius": float(dist[near]) + 1.0,
+                                                    "repeat_window": 86400.0})
+
+        def raised(t: float, row: int) -> bool:
+            return bool(detector._not_repeated([detector._alarm(t, row, 0.1, 1.0, 1.0, ())]))
+
+        assert raised(0.0, 0)
+        assert not raised(3600.0, near)  # next to the first, an hour later
+        assert raised(7200.0, far)  # elsewhere
+        assert raised(90000.0, near)  # a day on, the place is news again
+        assert detector.status()["repeat_alarms_withheld"] == 1

@@ -160,8 +160,9 @@ class DetectorParams(BaseModel):
         default=1.5, ge=0, description=("L/s at 40 m: a detection that joins the modelled leaks (near a known one, "
                                         "or explained by re-fitting them) is still alarmed when it adds this much "
                                         "(at a known leak's junction: that leak's growth; 0: never)"))
-    localise_bias: Literal["adapted", "warmup"] = Field(
-        default="adapted", description="experimental: bias the localisation misfit is taken against")
+    repeat_radius: float = Field(
+        default=200.0, ge=0, description="m: no new alarm this close to an alarm raised in the last repeat_window")
+    repeat_window: Seconds = Field(default=24 * 3600.0, ge=0, description="s, see repeat_radius")
     refine_candidates: int = Field(default=80, ge=1, description="junctions re-simulated to pick the location")
     refine_exact: int = Field(
         default=10, ge=1, description=("of those, the best (by the linearised misfit) re-solved at the size that "
@@ -268,6 +269,8 @@ class _State:
     bank_run: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     run: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     detection: _Detection | None = None
+    alarmed: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=64))  # (time, row) raised
+    repeats: int = 0
     known: list[_KnownLeak] = field(default_factory=list)
     recent: deque[np.ndarray] = field(default_factory=deque)
     readings: deque[tuple[float, np.ndarray]] = field(default_factory=deque)  # (t, y) for localisation
@@ -303,6 +306,7 @@ class LeakDetector:
         self._pipes: dict[int, str | None] = {}
         self._near: dict[int, np.ndarray] = {}
         self._log: deque[tuple[float, str, str, float]] = deque(maxlen=256)  # recent decisions, for diagnosis
+        self._row = {c: i for i, c in enumerate(reference.candidates)}
         self._cand_net = np.array([network.node_index[c] for c in reference.candidates], dtype=int)
         window = params.signature_steps + int(params.localise_delay // params.step) + 2
         self._s = _State(recent=deque(maxlen=window), readings=deque(maxlen=window),
@@ -363,14 +367,32 @@ class LeakDetector:
         s.steps += 1
         if s.t0 is None:
             s.t0 = t
-        alarms = self._step(t, y)
-        alarms += self._work(t)
+        alarms = self._not_repeated(self._step(t, y) + self._work(t))
         d = s.detection
         if (d is not None and d.localised and t - d.t >= p.holdoff
                 and t - d.localised_at >= p.holdoff - p.localise_delay):
             s.detection = None  # the bias has settled on the newly modelled leak
             self._reset_cusums()
         return alarms
+
+    def _not_repeated(self, alarms: list[Alarm]) -> list[Alarm]:
+        """Alarms not within ``repeat_radius`` of one raised in the last ``repeat_window``.
+
+        A second alarm at a place the utility was sent to hours ago tells it nothing new (BattLeDIM
+        scores it zero at best), and a place alarmed by mistake stays wrong. The detector's model is
+        updated all the same: only the alarm is withheld (counted in ``status()``).
+        """
+        s, p = self._s, self.params
+        kept = []
+        for alarm in alarms:
+            row = self._row[alarm.node]
+            recent = [r for t, r in s.alarmed if alarm.time - t <= p.repeat_window]
+            if p.repeat_radius > 0 and recent and self._distances(row)[recent].min() <= p.repeat_radius:
+                s.repeats += 1
+                continue
+            s.alarmed.append((alarm.time, row))
+            kept.append(alarm)
+        return kept
 
     def _work(self, t: float) -> list[Alarm]:
         """Advance the queued jobs by at most ``work_budget`` EPANET solves; apply those that finish.
@@ -513,6 +535,7 @@ class LeakDetector:
             "repairs_seen": s.repaired,
             "refits": s.refits,
             "relocated_alarms": s.moved,
+            "repeat_alarms_withheld": s.repeats,
             "deferred_refits": s.deferred_refits,
             "jobs_queued": [job.kind for job in s.jobs],
             "job_solves": dict(s.job_solves),
@@ -730,7 +753,7 @@ class LeakDetector:
                 e0 = cache[key]
                 e1 = yield from self._solve(t, y, [*base, (row, grown + probe)])
                 scale = self._flow_scale(e1)
-                u = np.nan_to_num(((y - e0) / scale - self._localise_bias()) / s.sigma)[det]
+                u = np.nan_to_num(((y - e0) / scale - s.bias0) / s.sigma)[det]
                 v = np.nan_to_num(((e1 - e0) / scale) / s.sigma)[det]
                 d.unexplained.setdefault(row, {})[index] = u
                 f = fits[row]
@@ -771,7 +794,7 @@ class LeakDetector:
             out = []
             for _, (t, y) in samples:
                 e = yield from self._solve(t, y, [*base, (row, total)])
-                out.append(np.nan_to_num(((y - e) / self._flow_scale(e) - self._localise_bias()) / s.sigma)[det])
+                out.append(np.nan_to_num(((y - e) / self._flow_scale(e) - s.bias0) / s.sigma)[det])
             sse = float(sum(r @ r for r in out))
             if sse < best[0]:
                 best = (sse, row, total)
@@ -799,11 +822,6 @@ class LeakDetector:
         for _, row, total, base in resize[: p.refine_resize]:
             yield from misfit(row, total, base)
         return best[1], best[2]
-
-    def _localise_bias(self) -> np.ndarray:
-        s = self._s
-        assert s.bias is not None and s.bias0 is not None
-        return s.bias0 if self.params.localise_bias == "warmup" else s.bias
 
     # -- joint re-fit of the modelled leaks ------------------------------------------
 
