@@ -156,6 +156,8 @@ class DetectorParams(BaseModel):
         default=0.5, ge=0, le=1,
         description=("a relocation is alarmed only when the leak at its new place lowers the re-fit objective "
                      "by this fraction compared with the leak back where it was alarmed (0: no such test)"))
+    realarm_min_lps: float = Field(
+        default=0.0, ge=0, description="L/s at 40 m: smaller leaks are not alarmed again where the re-fits move them")
     merged_alarm_lps: float = Field(
         default=1.5, ge=0, description=("L/s at 40 m: a detection that joins the modelled leaks (near a known one, "
                                         "or explained by re-fitting them) is still alarmed when it adds this much "
@@ -912,7 +914,8 @@ class LeakDetector:
                             self._distances(row)[other] <= p.realarm_distance for other in recent):
                         trail = []
                         others = after[:j] + after[j + 1:]
-                        if (yield from self._fits_clearly_better(samples, after, j, k.alarm_row)):
+                        big = coefficient * math.sqrt(40.0) >= p.realarm_min_lps
+                        if big and (yield from self._fits_clearly_better(samples, after, j, k.alarm_row)):
                             mean = (yield from self._residuals(samples, others)).mean(axis=0)
                             moves.append((k, row, coefficient, mean))
             trails.append(trail)
