@@ -13,7 +13,10 @@ Method (details, parameters and measured quality in docs/water.md):
    average, time constant ``baseline_tau``), which absorbs slow model drift
    and what a known leak's model leaves unexplained, but not the step a new
    leak causes. ``z = (residual - bias) / sigma``, clipped to ``+-z_clip`` for
-   the CUSUMs so that single outliers cannot raise an alarm.
+   the CUSUMs so that single outliers cannot raise an alarm. That adapted bias
+   is for detection only: localisation and re-fits (steps 4 and 6) measure the
+   misfit against the warm-up bias, in which a slowly growing leak has not been
+   partly absorbed.
 3. **CUSUM per leak hypothesis** (``statistic="signature"``, default): for
    every candidate junction the standardised residual vector is projected on
    that junction's standardised leak signature (a matched filter pooling all
@@ -34,14 +37,17 @@ Method (details, parameters and measured quality in docs/water.md):
    candidate; the residual is taken as linear in the leak's size between the
    two, so each candidate's misfit is a quadratic in its size and the leak is
    sized where it is least; when the window closes the ``refine_exact`` best
-   are re-solved exactly around those sizes. The alarm names the best
-   junction's shortest pipe.
+   are re-solved exactly at those sizes, and the ``refine_resize`` best by the
+   secant through those re-solves once more at the secant's size. The alarm
+   names the best junction's shortest pipe.
 5. **Known leaks join the model.** A localised leak becomes an EPANET emitter
    at its junction, sized from the residual, so the model predicts how its
    effect swings with demand over the day; CUSUMs are frozen for ``holdoff``
    while the bias settles (with the faster time constant ``holdoff_tau``).
    A later detection that localises within ``merge_distance`` of a known leak
-   is the same leak growing (incipient): its size is increased, no new alarm.
+   is the same leak growing (incipient): its size is increased, no new alarm
+   unless it adds ``merged_alarm_lps``. No alarm within ``repeat_radius`` of one
+   raised in the last ``repeat_window``.
 6. **Joint re-fit of the modelled leaks** (:mod:`~sereca.apps.water.localise_joint`),
    every ``refit_interval`` and before alarming on a detection: positions and sizes
    of all modelled leaks are re-fitted together; leaks that explain nothing any more
