@@ -162,10 +162,6 @@ class DetectorParams(BaseModel):
         default=0.5, ge=0, le=1,
         description=("a relocation is alarmed only when the leak at its new place lowers the re-fit objective "
                      "by this fraction compared with the leak back where it was alarmed (0: no such test)"))
-    defer_growing_lps: float = Field(
-        default=0.0, ge=0, description=("experimental: L/s at 40 m; a new (not merged) detection smaller than this "
-                                        "whose residual is still growing is dropped, to be localised later (0: off)"))
-    defer_growth: float = Field(default=1.5, gt=0, description="see defer_growing_lps")
     realarm_min_lps: float = Field(
         default=0.0, ge=0, description="L/s at 40 m: smaller leaks are not alarmed again where the re-fits move them")
     merged_alarm_lps: float = Field(
@@ -656,12 +652,6 @@ class LeakDetector:
 
         # What the detection adds: at a known leak's junction, the growth of that leak.
         added = coefficient - sum(k.coefficient for k in s.known if k.node_row == row)
-        if near is None and coefficient * math.sqrt(40.0) < p.defer_growing_lps and self._growing(d, row):
-            # A small leak still growing (incipient) localises badly now and better later, when
-            # it has grown: drop this detection; the CUSUMs will find it again.
-            self._log.append((t, "deferred-growing", node, coefficient))
-            s.dropped += 1
-            return []
 
         def merged(moved: list[Alarm]) -> list[Alarm]:
             """The detection joined the modelled leaks: alarmed only when it is a big step."""
@@ -714,14 +704,6 @@ class LeakDetector:
                 s.known.pop(0)
             return [*moved, self._alarm(s.last_t, row, coefficient, d.score, confidence, d.sensors)]
         return [self._add_and_alarm(t, d, row, coefficient, confidence)]
-
-    def _growing(self, d: _Detection, row: int) -> bool:
-        """Does the residual along ``row``'s leak signature grow over the detection's window
-        (last third of it at least ``defer_growth`` times the first third)?"""
-        proj = np.array([float(self._signatures()[row] @ z[self._detect]) for z in d.z_rows])
-        third = max(1, len(proj) // 3)
-        first, last = float(proj[:third].mean()), float(proj[-third:].mean())
-        return last > self.params.defer_growth * max(first, 1e-9)
 
     def _add_and_alarm(self, t: float, d: _Detection, row: int, coefficient: float, confidence: float) -> Alarm:
         s = self._s
