@@ -731,7 +731,8 @@ class LeakDetector:
         assert s.sigma is not None and s.bias is not None
         unit_sd = self._unit()
         det = self._detect
-        order = self._candidates(partial, p.refine_candidates)
+        cos = self._signatures() @ partial / max(float(np.linalg.norm(partial)), 1e-12)
+        order = [int(r) for r in np.argsort(-cos)[: p.refine_candidates]]
         # A known leak that grew (incipient) must be able to win against a new leak nearby.
         order += [k.node_row for k in s.known if k.node_row not in order]
         known = [(k.node_row, k.coefficient) for k in s.known] if p.model_known else []
@@ -768,29 +769,6 @@ class LeakDetector:
                 f[3] += float(u @ v)
                 f[4] += float(v @ v)
         return fits
-
-    def _candidates(self, partial: np.ndarray, n: int) -> list[int]:
-        """The ``n`` junctions whose leak signature best matches ``partial`` (cosine), taken in
-        turn from two rankings: over all detecting sensors, and over pressure sensors alone.
-
-        The flow meters' part of a leak signature depends on which pumps run and how full the
-        tanks are, which the averaged sensitivity matrix blurs; a big leak's flow residual can
-        then swing the all-sensor ranking to a wrong area (seen: the leak's junction ranked
-        ~150th of 782 overall, 1st on pressures alone).
-        """
-        rankings = [np.argsort(-(self._signatures() @ partial))]
-        pressure = self._is_pressure[self._detect]
-        if pressure.any() and not pressure.all():
-            g = self._ref.sensitivity[:, self._detect][:, pressure] / self._unit()[self._detect][pressure]
-            g = g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12)
-            rankings.append(np.argsort(-(g @ partial[pressure])))
-        order: dict[int, None] = {}
-        for pair in zip(*rankings, strict=True):
-            for row in pair:
-                order.setdefault(int(row))
-            if len(order) >= n:
-                break
-        return list(order)[:n]
 
     def _refine_pick(self, d: _Detection, fits: dict[int, list[float]]) -> Steps:
         """The junction (and size) that explains the readings best: ``(row, coefficient)``.
