@@ -203,13 +203,17 @@ def test_detection_joining_modelled_leaks_is_alarmed_from_a_size(net3, cache_dir
         assert alarm.size_lps >= 1.5
 
 
-def test_relocation_alarm_needs_confirming_refits(net3, leaky, cache_dir: Path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("min_lps", [0.0, 5.0])
+def test_relocation_alarm_needs_confirming_refits(net3, leaky, cache_dir: Path,  # type: ignore[no-untyped-def]
+                                                  min_lps: float) -> None:
     from sereca.apps.water.detector import _KnownLeak
     from sereca.apps.water.localise_joint import FitResult, run_steps
 
     # realarm_min_relative 0: this is about the confirmation count (leak-free readings here
-    # favour no place over another; the evidence test is the next test's subject).
-    params = PARAMS.model_copy(update={"realarm_confirm": 2, "realarm_distance": 300.0, "realarm_min_relative": 0.0})
+    # favour no place over another; the evidence test is the next test's subject). The leak
+    # is 0.63 L/s: with realarm_min_lps 5 it is too small to be alarmed again anywhere.
+    params = PARAMS.model_copy(update={"realarm_confirm": 2, "realarm_distance": 300.0, "realarm_min_relative": 0.0,
+                                       "realarm_min_lps": min_lps})
     with LeakDetector.from_network(net3, NET3_SENSORS, params, cache_dir=cache_dir) as detector:
         detector.run(leaky[leaky.index < LEAK.start])
         assert not detector.status()["warming_up"]
@@ -227,6 +231,10 @@ def test_relocation_alarm_needs_confirming_refits(net3, leaky, cache_dir: Path) 
         names = detector._ref.candidates
         assert refit_to(b) == []  # first re-fit far away: not yet
         assert refit_to(c) == []  # somewhere else again: wandering
+        if min_lps:
+            assert refit_to(c) == []  # twice in a row at c, but small
+            assert detector.status()["relocated_alarms"] == 0
+            return
         assert refit_to(c) == [names[c]]  # twice in a row at c: alarmed there
         assert refit_to(c) == []  # now that is where it was alarmed
         assert detector.status()["relocated_alarms"] == 1

@@ -163,9 +163,9 @@ class DetectorParams(BaseModel):
         description=("a relocation is alarmed only when the leak at its new place lowers the re-fit objective "
                      "by this fraction compared with the leak back where it was alarmed (0: no such test)"))
     realarm_min_lps: float = Field(
-        default=0.0, ge=0, description="L/s at 40 m: smaller leaks are not alarmed again where the re-fits move them")
+        default=5.0, ge=0, description="L/s at 40 m: smaller leaks are not alarmed again where the re-fits move them")
     merged_alarm_lps: float = Field(
-        default=1.5, ge=0, description=("L/s at 40 m: a detection that joins the modelled leaks (near a known one, "
+        default=5.0, ge=0, description=("L/s at 40 m: a detection that joins the modelled leaks (near a known one, "
                                         "or explained by re-fitting them) is still alarmed when it adds this much "
                                         "(at a known leak's junction: that leak's growth; 0: never)"))
     repeat_radius: float = Field(
