@@ -271,8 +271,6 @@ def test_relocation_alarm_needs_clearly_better_fit(net3, leaky, cache_dir: Path,
         assert relocate(true_row, far_row) == ([] if min_relative else [names[far_row]])
 
 
-
-
 def _readings_with_leak_at(detector: LeakDetector, readings, node: str, coefficient: float):  # type: ignore[no-untyped-def]
     """Warm the detector on ``readings``; 2 h of readings exactly as its model has them with an
     emitter of ``coefficient`` at ``node`` (bias included): ``(row, samples)``."""
