@@ -82,7 +82,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from sereca.apps.water.errors import WaterConfigError
-from sereca.apps.water.localise_joint import FitResult, joint_refit_steps
+from sereca.apps.water.localise_joint import FitResult, joint_refit_steps, secant_scale
 from sereca.apps.water.models import Hydraulics, Seconds, SensorSet
 from sereca.apps.water.network import Network, load_network
 from sereca.apps.water.reference import (
@@ -780,7 +780,6 @@ class LeakDetector:
         best by that prediction are re-solved at it. The best of all re-solves is kept.
         """
         s, p = self._s, self.params
-        det = self._detect
         ranked = []
         for row, (probe, grown, a, b, c) in fits.items():
             # The misfit is a quadratic in l = total / (grown + probe): the solve it was linearised
@@ -794,16 +793,14 @@ class LeakDetector:
             ranked.append((linear, row, grown, least * unit))
         ranked.sort(key=lambda item: item[0])
         known = [(k.node_row, k.coefficient) for k in s.known] if p.model_known else []
-        samples = [(i, d.readings[i]) for i in d.samples if i < len(d.readings)]
+        indices = [i for i in d.samples if i < len(d.readings)]
+        samples = [d.readings[i] for i in indices]
         best = (math.inf, ranked[0][1], ranked[0][3])
 
-        def misfit(row: int, total: float, base: list[tuple[int, float]]) -> Generator[str, None, list[np.ndarray]]:
+        def misfit(row: int, total: float, base: list[tuple[int, float]]) -> Generator[str, None, np.ndarray]:
             nonlocal best
-            out = []
-            for _, (t, y) in samples:
-                e = yield from self._solve(t, y, [*base, (row, total)])
-                out.append(np.nan_to_num(((y - e) / self._flow_scale(e) - s.bias0) / s.sigma)[det])
-            sse = float(sum(r @ r for r in out))
+            out = yield from self._residuals(samples, [*base, (row, total)])
+            sse = float(np.sum(out**2))
             if sse < best[0]:
                 best = (sse, row, total)
             return out
@@ -815,16 +812,13 @@ class LeakDetector:
             base = [(r, c) for r, c in known if r != row] if grown else known
             solved = yield from misfit(row, total, base)
             # Secant between no new leak and this size: the size that fits best, predicted.
-            before = [d.unexplained.get(row, {}).get(i) for i, _ in samples]
-            if any(u is None for u in before):
+            before = np.array([d.unexplained[row][i] for i in indices])
+            lam = secant_scale(before, solved)
+            if lam is None:
                 continue
-            effect = [u - r for u, r in zip(before, solved, strict=True)]
-            dd = float(sum(v @ v for v in effect))
-            if dd <= 0:
-                continue
-            lam = max(0.05, float(sum(u @ v for u, v in zip(before, effect, strict=True))) / dd)
-            predicted = float(sum((u - lam * v) @ (u - lam * v) for u, v in zip(before, effect, strict=True)))
+            lam = max(0.05, lam)
             if abs(lam - 1.0) > 0.02:
+                predicted = float(np.sum((before + lam * (solved - before)) ** 2))
                 resize.append((predicted, row, lam * total, base))
         resize.sort(key=lambda item: item[0])
         for _, row, total, base in resize[: p.refine_resize]:

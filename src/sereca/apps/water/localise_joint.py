@@ -70,6 +70,15 @@ def _sse(r: np.ndarray) -> float:
     return float(np.sum(r**2))
 
 
+def secant_scale(without: np.ndarray, with_leak: np.ndarray) -> float | None:
+    """Scale of a leak's size that minimises the objective, taking the residual as linear in
+    the size between ``without`` the leak (scale 0) and ``with_leak`` (scale 1); None when the
+    leak changes nothing. The predicted residual at scale x is ``without + x * (with_leak - without)``."""
+    delta = with_leak - without
+    dd = float(np.sum(delta * delta))
+    return -float(np.sum(without * delta)) / dd if dd > 0 else None
+
+
 def fit_one(residuals: Residuals, samples: Sequence[Sample], others: Sequence[Leak], signatures: np.ndarray,
             ref_coefficient: float, current: Leak | None, screen: int = 6, allowed: np.ndarray | None = None,
             newton: int = 2, move_gain: float = 0.0, move_relative: float = 0.0,
@@ -120,13 +129,11 @@ def fit_one_steps(residuals: ResidualSteps, samples: Sequence[Sample], others: S
             continue
         r = yield from residuals(samples, [*others, (row, coeff)])
         points.append((row, coeff, _sse(r), True))
-        delta = r - base
-        dd = float(np.sum(delta * delta))
-        if newton > 0 and dd > 0:
-            lam = -float(np.sum(base * delta)) / dd
+        lam = secant_scale(base, r) if newton > 0 else None
+        if lam is not None:
             c_opt = min(max(lam * coeff, 0.05 * coeff), max_coeff)
             lam = c_opt / coeff
-            points.append((row, c_opt, _sse(base + lam * delta), False))
+            points.append((row, c_opt, _sse(base + lam * (r - base)), False))
 
     def pick(rows: Sequence[tuple[int, float, float, bool]]) -> tuple[Leak | None, float, bool]:
         kept = [pt for pt in rows if pt[2] < sse0]
