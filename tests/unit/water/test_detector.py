@@ -332,6 +332,26 @@ def test_merged_alarm_counts_what_the_detection_adds(net3, leaky, cache_dir: Pat
     assert [a.node for a in alarms] == (["143"] if alarmed else [])
 
 
+@pytest.mark.parametrize("alarmed_elsewhere", [False, True])
+def test_small_merged_detection_is_alarmed_away_from_the_known_leaks_alarm(  # type: ignore[no-untyped-def]
+        net3, leaky, cache_dir: Path, alarmed_elsewhere: bool) -> None:
+    # A detection that grows a known leak by a little is that leak's growth, unless the known
+    # leak was alarmed somewhere else: then the place is news (a second leak beside the first).
+    from sereca.apps.water.localise_joint import run_steps
+
+    full = 1.0  # 6.3 L/s at 40 m: the detection adds 20 %, 1.3 L/s (< merged_alarm_lps, >= merged_elsewhere_lps)
+    with LeakDetector.from_network(net3, NET3_SENSORS, PARAMS, cache_dir=cache_dir) as detector:
+        row, samples = _readings_with_leak_at(detector, leaky[leaky.index < LEAK.start], "143", full)
+        d = _detection(detector, samples, [(row, 0.8 * full)])
+        dist = detector._distances(row)
+        neighbour = int(np.argmin(np.where(dist > 0, dist, np.inf)))
+        detector.params = PARAMS.model_copy(update={"repeat_radius": float(dist[neighbour]) / 2})
+        detector._s.known[0].alarm_row = neighbour if alarmed_elsewhere else row
+        alarms = run_steps(detector._localise(d, np.mean(d.z_rows, axis=0)[detector._detect]))
+        assert detector.status()["merged_detections"] == 1
+    assert [a.node for a in alarms] == (["143"] if alarmed_elsewhere else [])
+
+
 def test_repeat_alarms_near_a_recent_one_are_withheld(net3, cache_dir: Path) -> None:  # type: ignore[no-untyped-def]
     with LeakDetector.from_network(net3, NET3_SENSORS, PARAMS, cache_dir=cache_dir) as detector:
         dist = detector._distances(0)

@@ -168,6 +168,11 @@ class DetectorParams(BaseModel):
         default=5.0, ge=0, description=("L/s at 40 m: a detection that joins the modelled leaks (near a known one, "
                                         "or explained by re-fitting them) is still alarmed when it adds this much "
                                         "(at a known leak's junction: that leak's growth; 0: never)"))
+    merged_elsewhere_lps: float = Field(
+        default=1.0, ge=0, description=("L/s at 40 m: a detection merged into a known leak but localised more than "
+                                        "repeat_radius from where that leak was alarmed is alarmed when it adds "
+                                        "this much (a second leak beside the first, or the first found better; "
+                                        "0: never)"))
     repeat_radius: float = Field(
         default=200.0, ge=0, description="m: no new alarm this close to an alarm raised in the last repeat_window")
     repeat_window: Seconds = Field(default=24 * 3600.0, ge=0, description="s, see repeat_radius")
@@ -653,20 +658,25 @@ class LeakDetector:
         # What the detection adds: at a known leak's junction, the growth of that leak.
         added = coefficient - sum(k.coefficient for k in s.known if k.node_row == row)
 
-        def merged(moved: list[Alarm]) -> list[Alarm]:
-            """The detection joined the modelled leaks: alarmed only when it is a big step."""
+        def merged(moved: list[Alarm], elsewhere: bool = False) -> list[Alarm]:
+            """The detection joined the modelled leaks: alarmed only when it is a big step, or a
+            smaller one at a place not alarmed yet."""
             s.merged += 1
-            if 0 < p.merged_alarm_lps <= added * math.sqrt(40.0):  # now: the job ends this step
-                return [*moved, self._alarm(s.last_t, row, coefficient, d.score, confidence, d.sensors)]
+            lps = added * math.sqrt(40.0)
+            if 0 < p.merged_alarm_lps <= lps or (elsewhere and 0 < p.merged_elsewhere_lps <= lps):
+                return [*moved, self._alarm(s.last_t, row, coefficient, d.score, confidence, d.sensors)]  # now
             return moved
 
         if near is not None:
             self._log.append((t, "merged-near", self._ref.candidates[near.node_row], near.coefficient))
+            # Within merge_distance but away from where the known leak was alarmed: a second leak beside
+            # it (the model cannot tell two emitters this close apart) or the first one found better.
+            elsewhere = near.alarm_row >= 0 and self._distances(near.alarm_row)[row] > p.repeat_radius
             if near.node_row == row:
                 near.coefficient = coefficient  # refined as the known leak, grown to this size
             else:
                 near.coefficient += coefficient  # the same leak, grown
-            return merged([])
+            return merged([], elsewhere)
         if p.explain_check and p.model_known and s.known and not p.explain_before_alarm:
             # Alarm now; the joint re-fit (new leak included) is queued behind.
             samples = self._spread(d.readings, p.explain_samples)
