@@ -6,7 +6,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sereca.apps.water import DetectorParams, Leak, LeakDetector, SensorSet, WaterConfigError, load_network, simulate
+from sereca.apps.water import (
+    DetectorParams,
+    Leak,
+    LeakDetector,
+    SensorSet,
+    WaterConfigError,
+    load_network,
+    simulate,
+)
 
 NET3_SENSORS = SensorSet(
     pressure=["15", "35", "101", "117", "123", "143", "161", "173", "185", "197", "211", "231", "251", "267", "275"],
