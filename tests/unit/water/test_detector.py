@@ -360,6 +360,37 @@ def test_small_merged_detection_is_alarmed_away_from_the_known_leaks_alarm(  # t
     assert [a.node for a in alarms] == (["143"] if alarmed_elsewhere else [])
 
 
+@pytest.mark.parametrize("fraction, still_leaking, at_once, after_refit",
+                         [(1.0, True, True, False),  # 6.3 L/s: alarmed at once
+                          (0.1, True, False, True),  # 0.6 L/s: alarmed when the re-fit keeps it
+                          (0.1, False, False, False)])  # the re-fit drops it: never alarmed
+def test_small_new_leak_is_alarmed_after_a_refit_keeps_it(  # type: ignore[no-untyped-def]
+        net3, leaky, cache_dir: Path, fraction: float, still_leaking: bool, at_once: bool, after_refit: bool) -> None:
+    from sereca.apps.water.localise_joint import run_steps
+
+    full = 1.0  # 6.3 L/s at 40 m
+    params = PARAMS.model_copy(update={"confirm_below_lps": 1.0})
+    with LeakDetector.from_network(net3, NET3_SENSORS, params, cache_dir=cache_dir) as detector:
+        _, samples = _readings_with_leak_at(detector, leaky[leaky.index < LEAK.start], "143", fraction * full)
+        d = _detection(detector, samples, [])
+        alarms = run_steps(detector._localise(d, np.mean(d.z_rows, axis=0)[detector._detect]))
+        assert bool(alarms) == at_once
+        assert detector.status()["deferred_alarms"] == (0 if at_once else 1)
+        # the periodic re-fit, on readings with the leak or (repaired) without it
+        model, bias0 = detector._model, detector._s.bias0
+        repaired = [(t, np.where(model.boundary, y, e + bias0 * detector._flow_scale(e)))
+                    for t, y in samples for e in [model.expected(t, y, [])]]
+        detector._refit_known(samples if still_leaking else repaired)
+        confirmed = []
+        while detector._s.jobs:
+            confirmed += detector._work(detector._s.last_t)
+        if after_refit:
+            assert [a.node for a in confirmed] == [detector._ref.candidates[detector._s.known[0].node_row]]
+            assert detector._s.known[0].pending is None
+        else:
+            assert confirmed == []
+
+
 def test_repeat_alarms_near_a_recent_one_are_withheld(net3, cache_dir: Path) -> None:  # type: ignore[no-untyped-def]
     with LeakDetector.from_network(net3, NET3_SENSORS, PARAMS, cache_dir=cache_dir) as detector:
         dist = detector._distances(0)

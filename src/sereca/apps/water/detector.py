@@ -46,8 +46,11 @@ Method (details, parameters and measured quality in docs/water.md):
    while the bias settles (with the faster time constant ``holdoff_tau``).
    A later detection that localises within ``merge_distance`` of a known leak
    is the same leak growing (incipient): its size is increased, no new alarm
-   unless it adds ``merged_alarm_lps``. No alarm within ``repeat_radius`` of one
-   raised in the last ``repeat_window``.
+   unless it adds ``merged_alarm_lps`` (``merged_elsewhere_lps`` when it localised
+   away from where that leak was alarmed). No alarm within ``repeat_radius`` of one
+   raised in the last ``repeat_window``. A new leak smaller than ``confirm_below_lps``
+   is modelled at once but alarmed only when the next periodic re-fit keeps it,
+   where the re-fit puts it.
 6. **Joint re-fit of the modelled leaks** (:mod:`~sereca.apps.water.localise_joint`),
    every ``refit_interval`` and before alarming on a detection: positions and sizes
    of all modelled leaks are re-fitted together; leaks that explain nothing any more
@@ -173,6 +176,9 @@ class DetectorParams(BaseModel):
                                         "repeat_radius from where that leak was alarmed is alarmed when it adds "
                                         "this much (a second leak beside the first, or the first found better; "
                                         "0: never)"))
+    confirm_below_lps: float = Field(
+        default=1.0, ge=0, description=("L/s at 40 m: a new leak estimated smaller is modelled at once but alarmed only "
+                                        "when the next periodic re-fit keeps it, where that re-fit puts it (0: never)"))
     repeat_radius: float = Field(
         default=200.0, ge=0, description="m: no new alarm this close to an alarm raised in the last repeat_window")
     repeat_window: Seconds = Field(default=24 * 3600.0, ge=0, description="s, see repeat_radius")
@@ -228,6 +234,7 @@ class _KnownLeak:
     alarm_time: float
     alarm_row: int = -1  # where it was last alarmed
     moves: list[int] = field(default_factory=list)  # re-fitted rows far from alarm_row, in a row
+    pending: tuple[float, float, tuple[str, ...]] | None = None  # (score, confidence, sensors): alarm to come
     repair_cusum: float = 0.0  # evidence that the leak's effect has gone (repaired)
 
 
@@ -284,6 +291,7 @@ class _State:
     detection: _Detection | None = None
     alarmed: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=64))  # (time, row) raised
     repeats: int = 0
+    deferred_alarms: int = 0
     known: list[_KnownLeak] = field(default_factory=list)
     recent: deque[np.ndarray] = field(default_factory=deque)
     readings: deque[tuple[float, np.ndarray]] = field(default_factory=deque)  # (t, y) for localisation
@@ -549,6 +557,7 @@ class LeakDetector:
             "refits": s.refits,
             "relocated_alarms": s.moved,
             "repeat_alarms_withheld": s.repeats,
+            "deferred_alarms": s.deferred_alarms,
             "deferred_refits": s.deferred_refits,
             "jobs_queued": [job.kind for job in s.jobs],
             "job_solves": dict(s.job_solves),
@@ -680,9 +689,9 @@ class LeakDetector:
         if p.explain_check and p.model_known and s.known and not p.explain_before_alarm:
             # Alarm now; the joint re-fit (new leak included) is queued behind.
             samples = self._spread(d.readings, p.explain_samples)
-            alarm = self._add_and_alarm(t, d, row, coefficient, confidence)
+            alarms = self._add_and_alarm(t, d, row, coefficient, confidence)
             s.jobs.append(_Job("explain-deferred", self._deferred_explain(samples), self._applied))
-            return [alarm]
+            return alarms
         if p.explain_check and p.model_known and s.known:
             # Is this a new leak, or what the modelled ones (misplaced, mis-sized, repaired)
             # leave unexplained? Re-fit them jointly with and without the new one.
@@ -712,15 +721,44 @@ class LeakDetector:
             new.moves = []
             if len(s.known) > _KNOWN_LEAK_MAX:
                 s.known.pop(0)
+            if self._defer_alarm(new, d, confidence):
+                return moved
             return [*moved, self._alarm(s.last_t, row, coefficient, d.score, confidence, d.sensors)]
-        return [self._add_and_alarm(t, d, row, coefficient, confidence)]
+        return self._add_and_alarm(t, d, row, coefficient, confidence)
 
-    def _add_and_alarm(self, t: float, d: _Detection, row: int, coefficient: float, confidence: float) -> Alarm:
+    def _add_and_alarm(self, t: float, d: _Detection, row: int, coefficient: float,
+                       confidence: float) -> list[Alarm]:
+        """Model a new leak; its alarm, unless it waits for a re-fit (:meth:`_defer_alarm`)."""
         s = self._s
         if len(s.known) >= _KNOWN_LEAK_MAX:
             s.known.pop(0)
-        s.known.append(_KnownLeak(node_row=row, coefficient=coefficient, alarm_time=t, alarm_row=row))
-        return self._alarm(t, row, coefficient, d.score, confidence, d.sensors)
+        new = _KnownLeak(node_row=row, coefficient=coefficient, alarm_time=t, alarm_row=row)
+        s.known.append(new)
+        if self._defer_alarm(new, d, confidence):
+            return []
+        return [self._alarm(t, row, coefficient, d.score, confidence, d.sensors)]
+
+    def _defer_alarm(self, leak: _KnownLeak, d: _Detection, confidence: float) -> bool:
+        """A small new leak waits for the next periodic re-fit (``confirm_below_lps``): localised from a
+        faint residual (a leak just detectable, often an incipient one still growing), it is often
+        hundreds of metres off; the re-fit places it on more readings, when it may be bigger."""
+        p = self.params
+        if leak.coefficient * math.sqrt(40.0) >= p.confirm_below_lps or not (p.refit_interval and p.model_known):
+            return False  # big enough, or no periodic re-fit to wait for
+        leak.pending, leak.alarm_row = (d.score, confidence, d.sensors), -1
+        self._s.deferred_alarms += 1
+        return True
+
+    def _confirmed(self) -> list[Alarm]:
+        """Alarms of the small new leaks a periodic re-fit kept, where it put them."""
+        s = self._s
+        alarms = []
+        for k in s.known:
+            if k.pending is not None:
+                (score, confidence, sensors), k.pending = k.pending, None
+                k.alarm_row = k.node_row
+                alarms.append(self._alarm(s.last_t, k.node_row, k.coefficient, score, confidence, sensors))
+        return alarms
 
     def _refine(self, d: _Detection, partial: np.ndarray) -> Steps:
         """Job part: re-solve the network with a leak at each of the best-matching junctions (non-linear).
@@ -1006,7 +1044,7 @@ class LeakDetector:
             old = list(s.known)
             before = [(k.node_row, k.coefficient) for k in old]
             fit = yield from self._joint(samples, before)
-            return (yield from self._apply_fit(s.last_t, samples, fit, old, before))
+            return [*(yield from self._apply_fit(s.last_t, samples, fit, old, before)), *self._confirmed()]
 
         s.jobs.append(_Job("refit", steps(), self._applied))
 
