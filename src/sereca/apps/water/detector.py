@@ -783,7 +783,6 @@ class LeakDetector:
         order = [int(r) for r in np.argsort(-cos)[: p.refine_candidates]]
         # A known leak that grew (incipient) must be able to win against a new leak nearby.
         order += [k.node_row for k in s.known if k.node_row not in order]
-        known = [(k.node_row, k.coefficient) for k in s.known] if p.model_known else []
         fits: dict[int, list[float]] = {}
         plan = []
         for row in order:
@@ -791,8 +790,7 @@ class LeakDetector:
             size = max(0.0, float(g @ partial) / float(g @ g)) if g.any() else 0.0
             probe = size * self._ref.coefficient if size > 0 else self._ref.coefficient
             grown = sum(k.coefficient for k in s.known if k.node_row == row)
-            # the known emitter is replaced by a bigger one at the same node
-            base = [(r, c) for r, c in known if r != row] if grown else known
+            base = self._solved_with(row, grown)
             plan.append((row, probe, grown, base))
             fits[row] = [probe, grown, 0.0, 0.0, 0.0]
         for index in d.samples:
@@ -827,7 +825,7 @@ class LeakDetector:
         solve without the leak predicts a better size and its misfit; the ``refine_resize``
         best by that prediction are re-solved at it. The best of all re-solves is kept.
         """
-        s, p = self._s, self.params
+        p = self.params
         ranked = []
         for row, (probe, grown, a, b, c) in fits.items():
             # The misfit is a quadratic in l = total / (grown + probe): the solve it was linearised
@@ -840,7 +838,6 @@ class LeakDetector:
             linear = a - 2.0 * b * least + c * least**2
             ranked.append((linear, row, grown, least * unit))
         ranked.sort(key=lambda item: item[0])
-        known = [(k.node_row, k.coefficient) for k in s.known] if p.model_known else []
         indices = [i for i in d.samples if i < len(d.readings)]
         samples = [d.readings[i] for i in indices]
         best = (math.inf, ranked[0][1], ranked[0][3])
@@ -857,7 +854,7 @@ class LeakDetector:
         for _, row, grown, total in ranked[: p.refine_exact]:
             if total <= 0:
                 continue
-            base = [(r, c) for r, c in known if r != row] if grown else known
+            base = self._solved_with(row, grown)
             solved = yield from misfit(row, total, base)
             # Secant between no new leak and this size: the size that fits best, predicted.
             before = np.array([d.unexplained[row][i] for i in indices])
@@ -872,6 +869,13 @@ class LeakDetector:
         for _, row, total, base in resize[: p.refine_resize]:
             yield from misfit(row, total, base)
         return best[1], best[2]
+
+    def _solved_with(self, row: int, grown: float) -> list[tuple[int, float]]:
+        """The modelled leaks a candidate leak at ``row`` is solved with (in :meth:`_refine` and
+        :meth:`_refine_pick` alike): all of them, less the one at ``row`` when there is one
+        (``grown`` > 0), since the candidate replaces it by a bigger emitter at the same node."""
+        known = [(k.node_row, k.coefficient) for k in self._s.known] if self.params.model_known else []
+        return [(r, c) for r, c in known if r != row] if grown else known
 
     # -- joint re-fit of the modelled leaks ------------------------------------------
 
