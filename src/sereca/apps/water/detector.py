@@ -254,8 +254,6 @@ class _Detection:
     started: bool = False  # the localisation job is queued
     # candidate row -> sample index -> standardised residual the new leak there must explain
     unexplained: dict[int, dict[int, np.ndarray]] = field(default_factory=dict)
-    # candidate row -> the modelled leaks it was solved with (kept: a re-fit may change them meanwhile)
-    bases: dict[int, list[tuple[int, float]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -792,7 +790,7 @@ class LeakDetector:
             size = max(0.0, float(g @ partial) / float(g @ g)) if g.any() else 0.0
             probe = size * self._ref.coefficient if size > 0 else self._ref.coefficient
             grown = sum(k.coefficient for k in s.known if k.node_row == row)
-            base = d.bases[row] = self._solved_with(row, grown)
+            base = self._solved_with(row, grown)
             plan.append((row, probe, grown, base))
             fits[row] = [probe, grown, 0.0, 0.0, 0.0]
         for index in d.samples:
@@ -856,7 +854,7 @@ class LeakDetector:
         for _, row, grown, total in ranked[: p.refine_exact]:
             if total <= 0:
                 continue
-            base = d.bases[row]
+            base = self._solved_with(row, grown)
             solved = yield from misfit(row, total, base)
             # Secant between no new leak and this size: the size that fits best, predicted.
             before = np.array([d.unexplained[row][i] for i in indices])
@@ -873,10 +871,9 @@ class LeakDetector:
         return best[1], best[2]
 
     def _solved_with(self, row: int, grown: float) -> list[tuple[int, float]]:
-        """The modelled leaks a candidate leak at ``row`` is solved with: all of them, less the one at
-        ``row`` when there is one (``grown`` > 0), since the candidate replaces it by a bigger emitter
-        at the same node. :meth:`_refine` keeps them per candidate (``_Detection.bases``) so that
-        :meth:`_refine_pick` re-solves against the same ones its residuals were taken with."""
+        """The modelled leaks a candidate leak at ``row`` is solved with (in :meth:`_refine` and
+        :meth:`_refine_pick` alike): all of them, less the one at ``row`` when there is one
+        (``grown`` > 0), since the candidate replaces it by a bigger emitter at the same node."""
         known = [(k.node_row, k.coefficient) for k in self._s.known] if self.params.model_known else []
         return [(r, c) for r, c in known if r != row] if grown else known
 
