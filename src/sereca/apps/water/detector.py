@@ -716,38 +716,35 @@ class LeakDetector:
                 return merged((yield from self._apply_fit(t, samples, with_new, old)))
             new = _KnownLeak(node_row=row, coefficient=coefficient, alarm_time=t, alarm_row=row)
             moved = yield from self._apply_fit(t, samples, with_new, [*s.known, new])
-            row, coefficient = new.node_row, new.coefficient
-            new.alarm_row = row
+            new.alarm_row = new.node_row
             new.moves = []
             if len(s.known) > _KNOWN_LEAK_MAX:
                 s.known.pop(0)
-            if self._defer_alarm(new, d, confidence):
-                return moved
-            return [*moved, self._alarm(s.last_t, row, coefficient, d.score, confidence, d.sensors)]
+            return [*moved, *self._new_leak_alarms(s.last_t, new, d, confidence)]
         return self._add_and_alarm(t, d, row, coefficient, confidence)
 
     def _add_and_alarm(self, t: float, d: _Detection, row: int, coefficient: float,
                        confidence: float) -> list[Alarm]:
-        """Model a new leak; its alarm, unless it waits for a re-fit (:meth:`_defer_alarm`)."""
+        """Model a new leak; its alarm, unless it waits for a re-fit (:meth:`_new_leak_alarms`)."""
         s = self._s
         if len(s.known) >= _KNOWN_LEAK_MAX:
             s.known.pop(0)
         new = _KnownLeak(node_row=row, coefficient=coefficient, alarm_time=t, alarm_row=row)
         s.known.append(new)
-        if self._defer_alarm(new, d, confidence):
-            return []
-        return [self._alarm(t, row, coefficient, d.score, confidence, d.sensors)]
+        return self._new_leak_alarms(t, new, d, confidence)
 
-    def _defer_alarm(self, leak: _KnownLeak, d: _Detection, confidence: float) -> bool:
-        """A small new leak waits for the next periodic re-fit (``confirm_below_lps``): localised from a
+    def _new_leak_alarms(self, t: float, leak: _KnownLeak, d: _Detection, confidence: float) -> list[Alarm]:
+        """The alarm of a newly modelled leak, raised at ``t`` where it is modelled; none yet for a
+        small one (``confirm_below_lps``), which waits for the next periodic re-fit: localised from a
         faint residual (a leak just detectable, often an incipient one still growing), it is often
         hundreds of metres off; the re-fit places it on more readings, when it may be bigger."""
         p = self.params
         if leak.coefficient * math.sqrt(40.0) >= p.confirm_below_lps or not (p.refit_interval and p.model_known):
-            return False  # big enough, or no periodic re-fit to wait for
+            # big enough, or no periodic re-fit to wait for
+            return [self._alarm(t, leak.node_row, leak.coefficient, d.score, confidence, d.sensors)]
         leak.pending, leak.alarm_row = (d.score, confidence, d.sensors), -1
         self._s.deferred_alarms += 1
-        return True
+        return []
 
     def _confirmed(self) -> list[Alarm]:
         """Alarms of the small new leaks a periodic re-fit kept, where it put them."""
