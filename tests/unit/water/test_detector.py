@@ -391,6 +391,39 @@ def test_small_new_leak_is_alarmed_after_a_refit_keeps_it(  # type: ignore[no-un
             assert confirmed == []
 
 
+@pytest.mark.parametrize("stale", [True, False])
+def test_refit_confirms_only_the_small_leaks_it_saw_and_only_when_adopted(  # type: ignore[no-untyped-def]
+        net3, leaky, cache_dir: Path, stale: bool) -> None:
+    """A re-fit made stale by a localisation applies nothing and confirms nothing; a small leak
+    modelled after the re-fit started waits for a re-fit that saw it."""
+    import dataclasses
+
+    from sereca.apps.water.localise_joint import run_steps
+
+    params = PARAMS.model_copy(update={"confirm_below_lps": 1.0, "work_budget": 1})  # a solve per step
+    with LeakDetector.from_network(net3, NET3_SENSORS, params, cache_dir=cache_dir) as detector:
+        _, samples = _readings_with_leak_at(detector, leaky[leaky.index < LEAK.start], "143", 0.1)
+        d = _detection(detector, samples, [])
+        assert run_steps(detector._localise(d, np.mean(d.z_rows, axis=0)[detector._detect])) == []
+        first = detector._s.known[0]
+        detector._refit_known(samples)
+        detector._work(detector._s.last_t)  # the re-fit starts: it has read the modelled leaks
+        far = int(np.argmax(detector._distances(first.node_row)))
+        later = dataclasses.replace(first, node_row=far, alarm_row=-1, moves=[])
+        detector._s.known.append(later)  # a small leak modelled since, waiting too
+        if stale:
+            first.coefficient *= 1.5  # a localisation grew the leak the re-fit is fitting
+        confirmed = []
+        while detector._s.jobs:
+            confirmed += detector._work(detector._s.last_t)
+        assert later.pending is not None
+        if stale:
+            assert confirmed == [] and first.pending is not None
+        else:
+            assert [a.node for a in confirmed] == [detector._ref.candidates[first.node_row]]
+            assert first.pending is None
+
+
 def test_repeat_alarms_near_a_recent_one_are_withheld(net3, cache_dir: Path) -> None:  # type: ignore[no-untyped-def]
     with LeakDetector.from_network(net3, NET3_SENSORS, PARAMS, cache_dir=cache_dir) as detector:
         dist = detector._distances(0)

@@ -746,11 +746,11 @@ class LeakDetector:
         self._s.deferred_alarms += 1
         return []
 
-    def _confirmed(self) -> list[Alarm]:
-        """Alarms of the small new leaks a periodic re-fit kept, where it put them."""
+    def _confirmed(self, kept: list[_KnownLeak]) -> list[Alarm]:
+        """Alarms of the small new leaks a periodic re-fit kept (``kept``), where it put them."""
         s = self._s
         alarms = []
-        for k in s.known:
+        for k in kept:
             if k.pending is not None:
                 (score, confidence, sensors), k.pending = k.pending, None
                 k.alarm_row = k.node_row
@@ -935,12 +935,14 @@ class LeakDetector:
 
     def _apply_fit(self, t: float, samples: Sequence[tuple[float, np.ndarray]], fit: FitResult,
                    old: list[_KnownLeak], before: list[tuple[int, float]] | None = None,
-                   ) -> Generator[str, None, list[Alarm]]:
+                   confirm: bool = False) -> Generator[str, None, list[Alarm]]:
         """Adopt a re-fit of the leaks ``old``: new positions and sizes, dropped leaks removed, the
         bias shifted by the model change. The solves come first, the state changes at once at the end.
 
         ``before``: the leaks as they were when a background re-fit started; if a localisation
         has changed them since, the re-fit is stale and dropped.
+        ``confirm``: also alarm the small new leaks of ``old`` that wait for a re-fit
+        (:meth:`_confirmed`), if this one is adopted and keeps them.
         """
         s, p = self._s, self.params
         stale_check = before is not None
@@ -993,7 +995,7 @@ class LeakDetector:
         if shift is not None:
             assert s.bias is not None
             s.bias = s.bias + shift
-        return alarms
+        return [*alarms, *self._confirmed(kept)] if confirm else alarms
 
     def _fits_clearly_better(self, samples: Sequence[tuple[float, np.ndarray]], leaks: list[tuple[int, float]],
                              j: int, alarmed_row: int) -> Generator[str, None, bool]:
@@ -1045,7 +1047,7 @@ class LeakDetector:
             old = list(s.known)
             before = [(k.node_row, k.coefficient) for k in old]
             fit = yield from self._joint(samples, before)
-            return [*(yield from self._apply_fit(s.last_t, samples, fit, old, before)), *self._confirmed()]
+            return (yield from self._apply_fit(s.last_t, samples, fit, old, before, confirm=True))
 
         s.jobs.append(_Job("refit", steps(), self._applied))
 
