@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -422,6 +423,28 @@ def test_refit_confirms_only_the_small_leaks_it_saw_and_only_when_adopted(  # ty
         else:
             assert [a.node for a in confirmed] == [detector._ref.candidates[first.node_row]]
             assert first.pending is None
+
+
+def test_small_leak_far_from_the_sensors_waits_until_a_refit_finds_it_bigger(  # type: ignore[no-untyped-def]
+        net3, cache_dir: Path) -> None:
+    from sereca.apps.water.detector import _KnownLeak
+
+    with LeakDetector.from_network(net3, NET3_SENSORS, PARAMS, cache_dir=cache_dir) as detector:
+        to_sensor = detector._sensor_distance()
+        at_sensor, far = int(np.argmin(to_sensor)), int(np.argmax(to_sensor))
+        assert to_sensor[at_sensor] == 0.0 and to_sensor[far] > 100.0
+        small = 0.5 / math.sqrt(40.0)  # 0.5 L/s at 40 m: below confirm_below_lps (1 L/s)
+
+        def waiting(row: int) -> _KnownLeak:
+            return _KnownLeak(node_row=row, coefficient=small, alarm_time=0.0, pending=(1.0, 0.9, ()))
+
+        near_sensor, out_there = waiting(at_sensor), waiting(far)
+        assert [a.node for a in detector._confirmed([near_sensor, out_there])] == [detector._ref.candidates[at_sensor]]
+        assert out_there.pending is not None and out_there.alarm_row == -1  # waits
+        out_there.coefficient = 4 * small  # a later re-fit finds it grown to 2 L/s
+        assert [a.node for a in detector._confirmed([out_there])] == [detector._ref.candidates[far]]
+        detector.params = PARAMS.model_copy(update={"confirm_sensor_distance": 0.0})  # no such wait
+        assert len(detector._confirmed([waiting(far)])) == 1
 
 
 def test_repeat_alarms_near_a_recent_one_are_withheld(net3, cache_dir: Path) -> None:  # type: ignore[no-untyped-def]

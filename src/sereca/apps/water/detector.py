@@ -179,6 +179,10 @@ class DetectorParams(BaseModel):
     confirm_below_lps: float = Field(
         default=1.0, ge=0, description=("L/s at 40 m: a new leak estimated smaller is modelled at once but alarmed only "
                                         "when the next periodic re-fit keeps it, where that re-fit puts it (0: never)"))
+    confirm_sensor_distance: float = Field(
+        default=100.0, ge=0, description=("m: a small new leak (confirm_below_lps) modelled farther than this from "
+                                          "every pressure sensor is alarmed only once a re-fit sizes it at "
+                                          "confirm_below_lps or more (0: no such wait)"))
     repeat_radius: float = Field(
         default=200.0, ge=0, description="m: no new alarm this close to an alarm raised in the last repeat_window")
     repeat_window: Seconds = Field(default=24 * 3600.0, ge=0, description="s, see repeat_radius")
@@ -326,6 +330,7 @@ class LeakDetector:
         self._detect = ~self._model.boundary & (self._is_pressure | self._is_flow)
         self._pipes: dict[int, str | None] = {}
         self._near: dict[int, np.ndarray] = {}
+        self._to_sensor: np.ndarray | None = None
         self._log: deque[tuple[float, str, str, float]] = deque(maxlen=256)  # recent decisions, for diagnosis
         self._row = {c: i for i, c in enumerate(reference.candidates)}
         self._cand_net = np.array([network.node_index[c] for c in reference.candidates], dtype=int)
@@ -747,10 +752,18 @@ class LeakDetector:
         return []
 
     def _confirmed(self, kept: list[_KnownLeak]) -> list[Alarm]:
-        """Alarms of the small new leaks a periodic re-fit kept (``kept``), where it put them."""
-        s = self._s
+        """Alarms of the small new leaks a periodic re-fit kept (``kept``), where it put them.
+
+        One still small and far from every pressure sensor (``confirm_sensor_distance``) waits
+        for a re-fit that finds it bigger: out there the sensors cannot place a leak that small
+        (half of such alarms were hundreds of metres off), and one that grows is alarmed then.
+        """
+        s, p = self._s, self.params
         alarms = []
         for k in kept:
+            if (k.pending is not None and 0 < p.confirm_sensor_distance < self._sensor_distance()[k.node_row]
+                    and k.coefficient * math.sqrt(40.0) < p.confirm_below_lps):
+                continue
             if k.pending is not None:
                 (score, confidence, sensors), k.pending = k.pending, None
                 k.alarm_row = k.node_row
@@ -924,6 +937,14 @@ class LeakDetector:
     def _near_mask(self, row: int, radius: float) -> np.ndarray:
         """Candidates within ``radius`` m of candidate ``row``."""
         return self._distances(row) <= radius
+
+    def _sensor_distance(self) -> np.ndarray:
+        """Network distance (m) from every candidate to the nearest pressure sensor (cached)."""
+        if self._to_sensor is None:
+            nodes = [n for n in self.sensors.pressure if n in self.network.node_index]
+            dist = self.network.node_distances(nodes)[:, self._cand_net] if nodes else None
+            self._to_sensor = dist.min(axis=0) if dist is not None else np.full(len(self._cand_net), np.inf)
+        return self._to_sensor
 
     def _distances(self, row: int) -> np.ndarray:
         """Network distance (m) from candidate ``row`` to every candidate (cached)."""
