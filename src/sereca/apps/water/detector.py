@@ -761,13 +761,12 @@ class LeakDetector:
         s, p = self._s, self.params
         alarms = []
         for k in kept:
-            if (k.pending is not None and 0 < p.confirm_sensor_distance < self._sensor_distance()[k.node_row]
-                    and k.coefficient * math.sqrt(40.0) < p.confirm_below_lps):
+            if k.pending is None or (0 < p.confirm_sensor_distance < self._sensor_distance()[k.node_row]
+                                     and k.coefficient * math.sqrt(40.0) < p.confirm_below_lps):
                 continue
-            if k.pending is not None:
-                (score, confidence, sensors), k.pending = k.pending, None
-                k.alarm_row = k.node_row
-                alarms.append(self._alarm(s.last_t, k.node_row, k.coefficient, score, confidence, sensors))
+            (score, confidence, sensors), k.pending = k.pending, None
+            k.alarm_row = k.node_row
+            alarms.append(self._alarm(s.last_t, k.node_row, k.coefficient, score, confidence, sensors))
         return alarms
 
     def _refine(self, d: _Detection, partial: np.ndarray) -> Steps:
@@ -942,8 +941,8 @@ class LeakDetector:
         """Network distance (m) from every candidate to the nearest pressure sensor (cached)."""
         if self._to_sensor is None:
             nodes = [n for n in self.sensors.pressure if n in self.network.node_index]
-            dist = self.network.node_distances(nodes)[:, self._cand_net] if nodes else None
-            self._to_sensor = dist.min(axis=0) if dist is not None else np.full(len(self._cand_net), np.inf)
+            self._to_sensor = (self.network.node_distances(nodes)[:, self._cand_net].min(axis=0) if nodes
+                               else np.full(len(self._cand_net), np.inf))  # no pressure sensor: all far
         return self._to_sensor
 
     def _distances(self, row: int) -> np.ndarray:
