@@ -430,7 +430,7 @@ def test_small_leak_far_from_the_sensors_waits_until_a_refit_finds_it_bigger(  #
     from sereca.apps.water.detector import _KnownLeak
 
     with LeakDetector.from_network(net3, NET3_SENSORS, PARAMS, cache_dir=cache_dir) as detector:
-        to_sensor = detector._sensor_distance()
+        to_sensor = detector._sensor_distance
         at_sensor, far = int(np.argmin(to_sensor)), int(np.argmax(to_sensor))
         assert to_sensor[at_sensor] == 0.0 and to_sensor[far] > 100.0
         small = 0.5 / math.sqrt(40.0)  # 0.5 L/s at 40 m: below confirm_below_lps (1 L/s)

@@ -78,6 +78,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -330,7 +331,6 @@ class LeakDetector:
         self._detect = ~self._model.boundary & (self._is_pressure | self._is_flow)
         self._pipes: dict[int, str | None] = {}
         self._near: dict[int, np.ndarray] = {}
-        self._to_sensor: np.ndarray | None = None
         self._log: deque[tuple[float, str, str, float]] = deque(maxlen=256)  # recent decisions, for diagnosis
         self._row = {c: i for i, c in enumerate(reference.candidates)}
         self._cand_net = np.array([network.node_index[c] for c in reference.candidates], dtype=int)
@@ -744,7 +744,7 @@ class LeakDetector:
         faint residual (a leak just detectable, often an incipient one still growing), it is often
         hundreds of metres off; the re-fit places it on more readings, when it may be bigger."""
         p = self.params
-        if leak.coefficient * math.sqrt(40.0) >= p.confirm_below_lps or not (p.refit_interval and p.model_known):
+        if not self._small(leak) or not (p.refit_interval and p.model_known):
             # big enough, or no periodic re-fit to wait for
             return [self._alarm(t, leak.node_row, leak.coefficient, d.score, confidence, d.sensors)]
         leak.pending, leak.alarm_row = (d.score, confidence, d.sensors), -1
@@ -761,13 +761,18 @@ class LeakDetector:
         s, p = self._s, self.params
         alarms = []
         for k in kept:
-            if k.pending is None or (0 < p.confirm_sensor_distance < self._sensor_distance()[k.node_row]
-                                     and k.coefficient * math.sqrt(40.0) < p.confirm_below_lps):
+            if k.pending is None:
                 continue
+            if self._small(k) and 0 < p.confirm_sensor_distance < self._sensor_distance[k.node_row]:
+                continue  # waits for a re-fit that finds it bigger
             (score, confidence, sensors), k.pending = k.pending, None
             k.alarm_row = k.node_row
             alarms.append(self._alarm(s.last_t, k.node_row, k.coefficient, score, confidence, sensors))
         return alarms
+
+    def _small(self, leak: _KnownLeak) -> bool:
+        """Below ``confirm_below_lps``: its alarm waits for a re-fit."""
+        return leak.coefficient * math.sqrt(40.0) < self.params.confirm_below_lps
 
     def _refine(self, d: _Detection, partial: np.ndarray) -> Steps:
         """Job part: re-solve the network with a leak at each of the best-matching junctions (non-linear).
@@ -937,13 +942,13 @@ class LeakDetector:
         """Candidates within ``radius`` m of candidate ``row``."""
         return self._distances(row) <= radius
 
+    @cached_property
     def _sensor_distance(self) -> np.ndarray:
-        """Network distance (m) from every candidate to the nearest pressure sensor (cached)."""
-        if self._to_sensor is None:
-            nodes = [n for n in self.sensors.pressure if n in self.network.node_index]
-            self._to_sensor = (self.network.node_distances(nodes)[:, self._cand_net].min(axis=0) if nodes
-                               else np.full(len(self._cand_net), np.inf))  # no pressure sensor: all far
-        return self._to_sensor
+        """Network distance (m) from every candidate to the nearest pressure sensor."""
+        nodes = self.sensors.pressure  # validated against the network by from_network
+        if not nodes:
+            return np.full(len(self._cand_net), np.inf)  # no pressure sensor: all far
+        return self.network.node_distances(nodes)[:, self._cand_net].min(axis=0)
 
     def _distances(self, row: int) -> np.ndarray:
         """Network distance (m) from candidate ``row`` to every candidate (cached)."""
