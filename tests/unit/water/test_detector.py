@@ -447,32 +447,6 @@ def test_small_leak_far_from_the_sensors_waits_until_a_refit_finds_it_bigger(  #
         assert len(detector._confirmed([waiting(far)])) == 1
 
 
-def test_alarm_names_the_near_tie_closest_to_a_sensor_and_models_the_best_fit(  # type: ignore[no-untyped-def]
-        net3, cache_dir: Path) -> None:
-    from sereca.apps.water.detector import _Detection, _KnownLeak
-
-    params = PARAMS.model_copy(update={"alarm_remote_penalty": 15.0})
-    with LeakDetector.from_network(net3, NET3_SENSORS, params, cache_dir=cache_dir) as detector:
-        to_sensor = detector._sensor_distance
-        at_sensor, far = int(np.argmin(to_sensor)), int(np.argmax(to_sensor))
-        tie = 15.0 * to_sensor[far] / 100.0  # the penalty between the two
-        # nearly tied: the one next to a sensor is named; clearly better: the best fit is
-        assert detector._alarm_row(far, {far: 100.0, at_sensor: 100.0 + 0.5 * tie}) == at_sensor
-        assert detector._alarm_row(far, {far: 100.0, at_sensor: 100.0 + 2.0 * tie}) == far
-        detector.params = PARAMS  # penalty 0: the best fit
-        assert detector._alarm_row(far, {far: 100.0, at_sensor: 100.0 + 0.5 * tie}) == far
-        detector.params = params
-
-        d = _Detection(t=0.0, score=1.0, sensors=(), z_rows=[], readings=[], picked=(far, at_sensor))
-        leak = _KnownLeak(node_row=far, coefficient=1.0, alarm_time=0.0)  # 6.3 L/s: alarmed at once
-        [alarm] = detector._new_leak_alarms(0.0, leak, d, 0.9)
-        assert alarm.node == detector._ref.candidates[at_sensor]  # the utility is sent there
-        assert leak.node_row == far and leak.alarm_row == at_sensor  # the model keeps the best fit
-        moved = _KnownLeak(node_row=at_sensor + 1, coefficient=1.0, alarm_time=0.0)  # a re-fit moved it
-        [alarm] = detector._new_leak_alarms(0.0, moved, d, 0.9)
-        assert alarm.node == detector._ref.candidates[at_sensor + 1]
-
-
 def test_repeat_alarms_near_a_recent_one_are_withheld(net3, cache_dir: Path) -> None:  # type: ignore[no-untyped-def]
     with LeakDetector.from_network(net3, NET3_SENSORS, PARAMS, cache_dir=cache_dir) as detector:
         dist = detector._distances(0)

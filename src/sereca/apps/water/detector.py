@@ -192,11 +192,6 @@ class DetectorParams(BaseModel):
         default=100.0, ge=0, description=("m: a small new leak (confirm_below_lps) modelled farther than this from "
                                           "every pressure sensor is alarmed only once a re-fit sizes it at "
                                           "confirm_below_lps or more (0: no such wait)"))
-    alarm_remote_penalty: float = Field(
-        default=0.0, ge=0,
-        description=("misfit added per 100 m of network distance from the nearest pressure sensor when naming a "
-                     "localisation's alarm among the junctions it re-solved exactly; the leak is still modelled "
-                     "at the best fit (0: the alarm names the best fit)"))
     repeat_radius: float = Field(
         default=200.0, ge=0, description="m: no new alarm this close to an alarm raised in the last repeat_window")
     repeat_window: Seconds = Field(default=24 * 3600.0, ge=0, description="s, see repeat_radius")
@@ -272,7 +267,6 @@ class _Detection:
     started: bool = False  # the localisation job is queued
     # candidate row -> sample index -> standardised residual the new leak there must explain
     unexplained: dict[int, dict[int, np.ndarray]] = field(default_factory=dict)
-    picked: tuple[int, int] = (-1, -1)  # (row that fits best, row its alarm names): _refine_pick
 
 
 @dataclass
@@ -692,8 +686,7 @@ class LeakDetector:
             s.merged += 1
             lps = _lps(added)
             if 0 < p.merged_alarm_lps <= lps or (elsewhere and 0 < p.merged_elsewhere_lps <= lps):
-                named = self._named(d, row)
-                return [*moved, self._alarm(s.last_t, named, coefficient, d.score, confidence, d.sensors)]  # now
+                return [*moved, self._alarm(s.last_t, row, coefficient, d.score, confidence, d.sensors)]  # now
             return moved
 
         if near is not None:
@@ -761,8 +754,7 @@ class LeakDetector:
         p = self.params
         if not self._small(leak) or not (p.refit_interval and p.model_known):
             # big enough, or no periodic re-fit to wait for
-            leak.alarm_row = self._named(d, leak.node_row)
-            return [self._alarm(t, leak.alarm_row, leak.coefficient, d.score, confidence, d.sensors)]
+            return [self._alarm(t, leak.node_row, leak.coefficient, d.score, confidence, d.sensors)]
         leak.pending, leak.alarm_row = (d.score, confidence, d.sensors), -1
         self._s.deferred_alarms += 1
         return []
@@ -871,13 +863,11 @@ class LeakDetector:
         indices = [i for i in d.samples if i < len(d.readings)]
         samples = [d.readings[i] for i in indices]
         best = (math.inf, ranked[0][1], ranked[0][3])
-        exact: dict[int, float] = {}  # row -> least misfit re-solved
 
         def misfit(row: int, total: float, base: list[tuple[int, float]]) -> Generator[str, None, np.ndarray]:
             nonlocal best
             out = yield from self._residuals(samples, [*base, (row, total)])
             sse = float(np.sum(out**2))
-            exact[row] = min(sse, exact.get(row, math.inf))
             if sse < best[0]:
                 best = (sse, row, total)
             return out
@@ -900,32 +890,7 @@ class LeakDetector:
         resize.sort(key=lambda item: item[0])
         for _, row, total, base in resize[: p.refine_resize]:
             yield from misfit(row, total, base)
-        d.picked = (best[1], self._alarm_row(best[1], exact))
         return best[1], best[2]
-
-    def _alarm_row(self, row: int, solved: dict[int, float]) -> int:
-        """The junction a localisation's alarm names: of those re-solved exactly, the one with the
-        least misfit plus ``alarm_remote_penalty`` per 100 m from the nearest pressure sensor.
-
-        The misfits of junctions a few hundred metres apart often differ by less than the noise,
-        and the least-squares pick among such near-ties leans towards junctions far from every
-        sensor, where a leak's weak, spread-out signature also soaks up what the other modelled
-        leaks leave unexplained: false alarms lay 214 m (median) from the nearest sensor, true
-        ones 152 m, the leaks themselves 160 m. The model keeps the best fit (moving the modelled
-        leak too made later localisations worse); only where the utility is sent changes.
-        """
-        penalty = self.params.alarm_remote_penalty
-        if penalty <= 0 or row not in solved:
-            return row
-        far = self._sensor_distance
-        return min(solved, key=lambda r: solved[r] + penalty * far[r] / 100.0)
-
-    @staticmethod
-    def _named(d: _Detection, row: int) -> int:
-        """Where the alarm for a leak modelled at ``row`` goes: the named junction of ``d``'s
-        localisation when the leak is still at the junction that localisation picked."""
-        best, named = d.picked
-        return named if row == best else row
 
     def _solved_with(self, row: int, grown: float) -> list[tuple[int, float]]:
         """The modelled leaks a candidate leak at ``row`` is solved with (in :meth:`_refine` and
