@@ -445,6 +445,10 @@ def test_small_leak_far_from_the_sensors_waits_until_a_refit_finds_it_bigger(  #
         assert [a.node for a in detector._confirmed([out_there])] == [detector._ref.candidates[far]]
         detector.params = PARAMS.model_copy(update={"confirm_sensor_distance": 0.0})  # no such wait
         assert len(detector._confirmed([waiting(far)])) == 1
+        detector.params = PARAMS.model_copy(update={"confirmed_alarms": False})  # precision before recall
+        kept = waiting(at_sensor)
+        assert detector._confirmed([kept]) == []
+        assert kept.pending is None and kept.alarm_row == at_sensor  # modelled, done waiting, never alarmed
 
 
 def test_repeat_alarms_near_a_recent_one_are_withheld(net3, cache_dir: Path) -> None:  # type: ignore[no-untyped-def]

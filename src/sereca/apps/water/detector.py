@@ -192,6 +192,10 @@ class DetectorParams(BaseModel):
         default=100.0, ge=0, description=("m: a small new leak (confirm_below_lps) modelled farther than this from "
                                           "every pressure sensor is alarmed only once a re-fit sizes it at "
                                           "confirm_below_lps or more (0: no such wait)"))
+    confirmed_alarms: bool = Field(
+        default=True, description=("False: a small new leak (confirm_below_lps) is modelled but never alarmed, also "
+                                   "when a re-fit keeps it (its place then counts as alarmed for merged detections and relocations): "
+                                   "precision before recall (docs/water.md, 'After stage I')"))
     repeat_radius: float = Field(
         default=200.0, ge=0, description="m: no new alarm this close to an alarm raised in the last repeat_window")
     repeat_window: Seconds = Field(default=24 * 3600.0, ge=0, description="s, see repeat_radius")
@@ -774,7 +778,9 @@ class LeakDetector:
             if self._small(k) and 0 < p.confirm_sensor_distance < self._sensor_distance[k.node_row]:
                 continue  # waits for a re-fit that finds it bigger
             (score, confidence, sensors), k.pending = k.pending, None
-            k.alarm_row = k.node_row
+            k.alarm_row = k.node_row  # its place counts as known: a detection well away from it is news
+            if not p.confirmed_alarms:
+                continue  # modelled, never alarmed
             alarms.append(self._alarm(s.last_t, k.node_row, k.coefficient, score, confidence, sensors))
         return alarms
 
