@@ -194,8 +194,8 @@ class DetectorParams(BaseModel):
                                           "confirm_below_lps or more (0: no such wait)"))
     confirmed_alarms: bool = Field(
         default=True, description=("False: a small new leak (confirm_below_lps) is modelled but never alarmed, also "
-                                   "when a re-fit keeps it (its place then counts as alarmed for merged detections and relocations): "
-                                   "precision before recall (docs/water.md, 'After stage I')"))
+                                   "when a re-fit keeps it (its place then counts as alarmed for merged detections "
+                                   "and relocations): precision before recall (docs/water.md, 'After stage I')"))
     repeat_radius: float = Field(
         default=200.0, ge=0, description="m: no new alarm this close to an alarm raised in the last repeat_window")
     repeat_window: Seconds = Field(default=24 * 3600.0, ge=0, description="s, see repeat_radius")
