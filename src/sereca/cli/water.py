@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from sereca.apps.water.errors import WaterConfigError
+
+if TYPE_CHECKING:
+    from sereca.apps.water.detector import DetectorParams
 
 water_app = typer.Typer(help="Water-network monitoring: simulation, leak detection, BattLeDIM scoring.",
                         no_args_is_help=True)
@@ -22,6 +25,24 @@ def _duration(value: str, what: str) -> float:
         return parse_duration(value)
     except ValueError as exc:
         raise WaterConfigError(f"{what}: {exc}") from None
+
+
+_PARAMS_HELP = ('JSON object of DetectorParams fields, e.g. \'{"realarm_distance": 0, "confirmed_alarms": false}\' '
+                '(docs/water.md)')
+
+
+def _detector_params(raw: str | None, **base: float) -> DetectorParams:
+    """``DetectorParams`` from the command's own settings (``base``) and ``--params`` (which wins)."""
+    from sereca.apps.water.detector import DetectorParams
+    from sereca.apps.water.models import parse_model
+
+    try:
+        extra = json.loads(raw) if raw else {}
+    except ValueError as exc:
+        raise WaterConfigError(f"--params is not valid JSON: {exc}") from None
+    if not isinstance(extra, dict):
+        raise WaterConfigError('--params must be a JSON object, e.g. \'{"confirmed_alarms": false}\'')
+    return parse_model(DetectorParams, {**base, **extra}, "--params")
 
 
 @water_app.command("networks")
@@ -82,9 +103,10 @@ def detect_cmd(
     out: Annotated[Path, typer.Option("--out", help="alarms CSV to write")],
     warmup: Annotated[str, typer.Option("--warmup", help="leak-free period to learn noise from")] = "1d",
     threshold: Annotated[float | None, typer.Option("--threshold", help="CUSUM threshold h (sd)")] = None,
+    params_json: Annotated[str | None, typer.Option("--params", help=_PARAMS_HELP)] = None,
 ) -> None:
     """Run the leak detector over recorded readings; write one row per alarm (time, suspected pipe, ...)."""
-    from sereca.apps.water.detector import DetectorParams, LeakDetector
+    from sereca.apps.water.detector import LeakDetector
     from sereca.apps.water.models import SensorSet
     from sereca.apps.water.readings import read_readings, write_alarms
 
@@ -93,7 +115,7 @@ def detect_cmd(
     span = float(frame.index.max()) + 86400.0
     step = float(frame.index.to_series().diff().median()) if len(frame) > 1 else 300.0
     extra = {"h": threshold} if threshold is not None else {}
-    params = DetectorParams(horizon=span, step=step, warmup=_duration(warmup, "--warmup"), **extra)
+    params = _detector_params(params_json, horizon=span, step=step, warmup=_duration(warmup, "--warmup"), **extra)
     started = time.perf_counter()
     with LeakDetector.from_network(network, sensors, params) as detector:
         alarms = detector.run(frame)
@@ -154,14 +176,15 @@ def listen_cmd(
     prefix: Annotated[str, typer.Option("--prefix")] = "sereca/water",
     idle_timeout: Annotated[float | None, typer.Option("--idle-timeout", help="stop after s without messages")] = None,
     warmup: Annotated[str, typer.Option("--warmup")] = "1d",
+    params_json: Annotated[str | None, typer.Option("--params", help=_PARAMS_HELP)] = None,
 ) -> None:
     """Detect leaks live from an MQTT broker; print each alarm as a JSON line."""
-    from sereca.apps.water.detector import DetectorParams, LeakDetector
+    from sereca.apps.water.detector import LeakDetector
     from sereca.apps.water.models import load_sensors
     from sereca.apps.water.mqtt import MqttReadings, MqttSettings
 
     sensor_set = load_sensors(sensors)
-    params = DetectorParams(warmup=_duration(warmup, "--warmup"), horizon=31 * 86400.0)
+    params = _detector_params(params_json, warmup=_duration(warmup, "--warmup"), horizon=31 * 86400.0)
     with LeakDetector.from_network(network, sensor_set, params) as detector, \
             MqttReadings(MqttSettings(host=host, port=port, prefix=prefix), sensor_set.ids()) as source:
         for t, values in source.frames(timeout=idle_timeout):

@@ -57,6 +57,11 @@ def test_cli_simulate_detect_score(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     alarms = read_alarms(tmp_path / "a.csv")
     assert alarms and alarms[0].time > 30 * 3600
+    # --params reaches the detector: a CUSUM threshold nothing crosses, no alarm
+    r = runner.invoke(app, ["water", "detect", str(tmp_path / "r.csv"), "--network", "Net3", "--warmup", "1d",
+                            "--out", str(tmp_path / "none.csv"), "--params", '{"h": 1e9}'])
+    assert r.exit_code == 0, r.output
+    assert read_alarms(tmp_path / "none.csv") == []
     r = runner.invoke(app, ["water", "score", str(tmp_path / "a.csv"), str(tmp_path / "leaks.yaml"),
                             "--network", "Net3", "--json", "--max-distance", "1000"])
     assert r.exit_code == 0, r.output
@@ -72,3 +77,20 @@ def test_cli_bad_input_is_one_line_error(tmp_path: Path) -> None:
                                          "--network", "Net1"])
     assert isinstance(r.exception, SerecaError)
     assert "leaks.0.start" in str(r.exception)
+
+
+@pytest.mark.parametrize("params, message", [
+    ('{"confirmed_alarm": false}', "confirmed_alarm"),  # a misspelt field is named, not ignored
+    ('{"h": -1}', "h"),
+    ("[1]", "must be a JSON object"),
+    ("{bad", "not valid JSON"),
+])
+def test_cli_bad_detector_params_are_one_line_errors(tmp_path: Path, params: str, message: str) -> None:
+    from sereca.errors import SerecaError
+
+    (tmp_path / "r.csv").write_text("time,pressure.15\n0,30\n300,30\n")
+    r = CliRunner().invoke(build_app(), ["water", "detect", str(tmp_path / "r.csv"), "--network", "Net3",
+                                         "--out", str(tmp_path / "a.csv"), "--params", params])
+    assert isinstance(r.exception, SerecaError)
+    assert message in str(r.exception) and "--params" in str(r.exception)
+    assert not (tmp_path / "a.csv").exists()
