@@ -34,14 +34,9 @@ _PARAMS_HELP = ('JSON object of DetectorParams fields, e.g. \'{"realarm_distance
 def _detector_params(raw: str | None, **base: float) -> DetectorParams:
     """``DetectorParams`` from the command's own settings (``base``) and ``--params`` (which wins)."""
     from sereca.apps.water.detector import DetectorParams
-    from sereca.apps.water.models import parse_model
+    from sereca.apps.water.models import parse_json_object, parse_model
 
-    try:
-        extra = json.loads(raw) if raw else {}
-    except ValueError as exc:
-        raise WaterConfigError(f"--params is not valid JSON: {exc}") from None
-    if not isinstance(extra, dict):
-        raise WaterConfigError('--params must be a JSON object, e.g. \'{"confirmed_alarms": false}\'')
+    extra = parse_json_object(raw, "--params") if raw else {}
     return parse_model(DetectorParams, {**base, **extra}, "--params")
 
 

@@ -8,6 +8,7 @@ full size at ``peak``, then stays until ``end``).
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -172,6 +173,17 @@ def parse_model(cls: type[M], data: Any, source: str) -> M:
         return cls.model_validate(data)
     except ValidationError as exc:
         raise WaterConfigError(describe_validation_error(exc, source)) from None
+
+
+def parse_json_object(raw: str, what: str) -> dict[str, Any]:
+    """``raw`` as a JSON object (e.g. DetectorParams overrides); :class:`WaterConfigError` naming ``what``."""
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise WaterConfigError(f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise WaterConfigError(f'{what} must be a JSON object, e.g. {{"confirmed_alarms": false}}')
+    return value
 
 
 def read_yaml(path: str | Path) -> Any:

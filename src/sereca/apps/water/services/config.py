@@ -8,14 +8,13 @@ is read from the untrusted host's disk or environment.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 import yaml
 
 from sereca.apps.water.errors import WaterConfigError
-from sereca.apps.water.models import Scenario, SensorSet, parse_model
+from sereca.apps.water.models import Scenario, SensorSet, parse_json_object, parse_model
 
 # Paths of the provisioned files (in memory only: Params.files, never written to disk).
 SCENARIO_FILE = "/sereca/water/scenario.yaml"
@@ -77,12 +76,4 @@ def number(params: Any, name: str, default: float, *, minimum: float = 0.0) -> f
 
 def json_object(params: Any, name: str) -> dict[str, Any]:
     raw = params.get(name)
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise WaterConfigError(f"parameter {name} is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise WaterConfigError(f"parameter {name} must be a JSON object")
-    return value
+    return parse_json_object(raw, f"parameter {name}") if raw else {}
