@@ -62,12 +62,7 @@ def simulate_cmd(
     scenario: Annotated[Path | None, typer.Option("--scenario", help="scenario YAML (network, days, sensors, leaks in one file)")] = None,
 ) -> None:
     """Simulate a network with leaks (EPANET, pressure-driven demand) and write noisy sensor readings."""
-    from sereca.apps.water.models import (
-        LeakSet,
-        load_leaks,
-        load_scenario,
-        load_sensors,
-    )
+    from sereca.apps.water.models import LeakSet, load_leaks, load_scenario, load_sensors
     from sereca.apps.water.readings import write_readings
     from sereca.apps.water.simulate import simulate, simulate_scenario
 
