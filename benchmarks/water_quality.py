@@ -107,27 +107,38 @@ def run_seed(net: Network, seed: int, days: float, n_leaks: int, demand_noise: f
     }
 
 
-def run_isolated(net: Network, n: int, diameter: float, params: DetectorParams) -> dict[str, Any]:
-    """One abrupt leak at a time on ``n`` random pipes (2.5 days, leak at 1d 6h)."""
+def run_isolated(net: Network, n: int, diameter: float, params: DetectorParams,
+                 incipient: bool = False) -> dict[str, Any]:
+    """One leak at a time on ``n`` random pipes, starting at 1d 6h: abrupt (2.5 days simulated)
+    or incipient, growing to ``diameter`` over 2 days (3.5 days simulated)."""
     rng = np.random.default_rng(7)
     pipes = [p for p in net.wn.pipe_name_list if net.wn.get_link(p).length > 5.0]
-    found = within = early = extra = 0
+    found = within = early = extra = near = far = 0
     delays = []
     for i in range(n):
         pipe = pipes[int(rng.integers(len(pipes)))]
-        leak = Leak(pipe=pipe, start="1d 6h", diameter=diameter)
-        sim = simulate(net, [leak], LTOWN_SENSORS, 2.5, 300.0, seed=i)
+        if incipient:
+            leak = Leak(pipe=pipe, start="1d 6h", diameter=diameter, type="incipient", peak="3d 6h")
+        else:
+            leak = Leak(pipe=pipe, start="1d 6h", diameter=diameter)
+        sim = simulate(net, [leak], LTOWN_SENSORS, 3.5 if incipient else 2.5, 300.0, seed=i)
         with LeakDetector.from_network(net, LTOWN_SENSORS, params) as detector:
             alarms = detector.run(sim.readings)
         early += sum(1 for a in alarms if a.time < leak.start)
         after = [a for a in alarms if a.time >= leak.start]
+        distance = net.pipe_distance_fn([pipe])
+        close = [distance(pipe, a.pipe) <= 300.0 for a in after]
+        near, far = near + sum(close), far + close.count(False)
         if after:
             found += 1
             extra += len(after) - 1
             delays.append(after[0].time - leak.start)
-            within += net.pipe_distance_fn([pipe])(pipe, after[0].pipe) <= 300.0
-    return {"leaks": n, "diameter_m": diameter, "found": found, "first_alarm_within_300m": within,
+            within += close[0]
+    return {"leaks": n, "type": "incipient" if incipient else "abrupt", "diameter_m": diameter,
+            "found": found, "first_alarm_within_300m": within,
             "alarms_before_leak": early, "later_alarms": extra,
+            "alarms_within_300m": near, "alarms_farther": far,
+            "share_within_300m": round(near / (near + far + early), 3) if near + far + early else None,
             "median_delay_h": round(statistics.median(delays) / 3600, 2) if delays else None}
 
 
@@ -142,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON only")
     parser.add_argument("--isolated", type=int, default=0,
                         help="instead: N single abrupt leaks, one at a time (localisation check)")
+    parser.add_argument("--incipient", action="store_true",
+                        help="with --isolated: incipient leaks growing to --diameter over 2 days")
     parser.add_argument("--diameter", type=float, default=0.015, help="m, for --isolated")
     parser.add_argument("--extra-pressure", type=int, default=0,
                         help="add N pressure sensors to the BattLeDIM layout (greedy k-centre placement)")
@@ -149,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
 
     net = load_network("L-Town")
     if args.isolated:
-        out_iso = run_isolated(net, args.isolated, args.diameter, DetectorParams(**{"horizon": 3 * 86400.0, **json.loads(args.params)}))
+        params = DetectorParams(**{"horizon": (4 if args.incipient else 3) * 86400.0, **json.loads(args.params)})
+        out_iso = run_isolated(net, args.isolated, args.diameter, params, args.incipient)
         print(json.dumps(out_iso, indent=2))
         return 0
     params = DetectorParams(**{"horizon": args.days * 86400.0 + 86400.0, **json.loads(args.params)})
