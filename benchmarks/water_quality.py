@@ -4,6 +4,8 @@
     python benchmarks/water_quality.py --seeds 5 --demand-noise 0.02 --json
     python benchmarks/water_quality.py --first-seed 1 --seeds 5      # the tuning seeds
     python benchmarks/water_quality.py --extra-pressure 33           # 66 pressure sensors instead of 33
+    python benchmarks/water_quality.py --isolated 20 --diameter 0.01  # 20 single abrupt leaks, one at a time
+    python benchmarks/water_quality.py --isolated 20 --incipient --diameter 0.02  # ... growing over 2 days
 
 Each seed draws its own leaks (random pipes, abrupt or incipient, mixed sizes,
 start between day 2 and the end, some repaired), simulates them with
