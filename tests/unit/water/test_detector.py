@@ -323,6 +323,38 @@ def test_known_leak_that_grew_is_sized_as_a_whole(net3, leaky, cache_dir: Path) 
     assert coefficient == pytest.approx(full, rel=0.05)
 
 
+@pytest.mark.parametrize("absorb", [False, True])
+def test_new_leak_replaces_a_young_small_one_modelled_near_it(  # type: ignore[no-untyped-def]
+        net3, leaky, cache_dir: Path, absorb: bool) -> None:
+    # A growing leak first localised off (a small emitter at a junction beyond merge_distance)
+    # is detected again once bigger: with absorb_radius the new localisation replaces that
+    # emitter (one leak, placed better); without it the model keeps both.
+    from sereca.apps.water.detector import _KnownLeak
+    from sereca.apps.water.localise_joint import run_steps
+
+    full = 1.0  # 6.3 L/s at 40 m
+    with LeakDetector.from_network(net3, NET3_SENSORS, PARAMS, cache_dir=cache_dir) as detector:
+        row, samples = _readings_with_leak_at(detector, leaky[leaky.index < LEAK.start], "143", full)
+        dist = detector._distances(row)
+        ghost = int(np.argmin(np.where(dist > PARAMS.merge_distance, dist, np.inf)))
+        detector.params = PARAMS.model_copy(update={
+            "absorb_radius": float(dist[ghost]) + 1.0 if absorb else 0.0, "explain_check": False})
+        d = _detection(detector, samples, [(ghost, 0.1 * full)])  # 0.6 L/s, modelled 30 h ago
+        alarms = run_steps(detector._localise(d, np.mean(d.z_rows, axis=0)[detector._detect]))
+        known = [(k.node_row, round(k.coefficient, 1)) for k in detector._s.known]
+        if absorb:
+            assert known == [(row, full)]  # the whole leak, where it is
+            # Only young small ones are replaced: an old or a big one is a leak of its own.
+            small = _KnownLeak(node_row=ghost, coefficient=0.1 * full, alarm_time=d.t - 3600.0)
+            old = _KnownLeak(node_row=ghost, coefficient=0.1 * full, alarm_time=d.t - 3 * 86400.0)
+            big = _KnownLeak(node_row=ghost, coefficient=0.5 * full, alarm_time=d.t - 3600.0)
+            detector._s.known = [small, old, big]
+            assert [k is small for k in detector._absorbable(row, d.t)] == [True]
+        else:
+            assert known[0] == (ghost, 0.1) and len(known) == 2
+    assert [a.node for a in alarms] == ["143"]
+
+
 @pytest.mark.parametrize("known_fraction, alarmed", [(0.8, False), (0.2, True)])
 def test_merged_alarm_counts_what_the_detection_adds(net3, leaky, cache_dir: Path,  # type: ignore[no-untyped-def]
                                                     known_fraction: float, alarmed: bool) -> None:

@@ -196,6 +196,13 @@ class DetectorParams(BaseModel):
         default=True, description=("False: a small new leak (confirm_below_lps) is modelled but never alarmed, also "
                                    "when a re-fit keeps it (its place then counts as alarmed for merged detections "
                                    "and relocations): precision before recall (docs/water.md, 'After stage I')"))
+    absorb_radius: float = Field(
+        default=800.0, ge=0, description=("m: a new leak localised this close to a young small modelled leak replaces "
+                                        "it (a growing leak first placed off, found again bigger; 0: never)"))
+    absorb_below_lps: float = Field(
+        default=2.0, ge=0, description="L/s at 40 m: only modelled leaks smaller than this are replaced (absorb_radius)")
+    absorb_age: Seconds = Field(
+        default=48 * 3600.0, ge=0, description="s: only leaks modelled this recently are replaced (absorb_radius)")
     repeat_radius: float = Field(
         default=200.0, ge=0, description="m: no new alarm this close to an alarm raised in the last repeat_window")
     repeat_window: Seconds = Field(default=24 * 3600.0, ge=0, description="s, see repeat_radius")
@@ -269,6 +276,8 @@ class _Detection:
     closed: bool = False  # localise_delay has passed: z_rows and readings are complete
     samples: list[int] = field(default_factory=list)  # indices in readings the refine job re-solves
     started: bool = False  # the localisation job is queued
+    # candidate row -> the modelled leaks a leak there replaces (the one at that junction, young small ones near)
+    absorbed: dict[int, list[_KnownLeak]] = field(default_factory=dict)
     # candidate row -> sample index -> standardised residual the new leak there must explain
     unexplained: dict[int, dict[int, np.ndarray]] = field(default_factory=dict)
 
@@ -677,6 +686,10 @@ class LeakDetector:
             return []
         row, coefficient = yield from self._refine_pick(d, fits)
         node = self._ref.candidates[row]
+        for k in d.absorbed.get(row, []):
+            if k.node_row != row and any(x is k for x in s.known):
+                s.known = [x for x in s.known if x is not k]  # one leak, localised better: the earlier emitter was it
+                self._log.append((t, "absorbed", self._ref.candidates[k.node_row], k.coefficient))
         near = self._known_near(row)
         self._log.append((t, "refined", node, coefficient))
         confidence = float(cos[row])
@@ -817,8 +830,9 @@ class LeakDetector:
             g = self._ref.sensitivity[row, det] / unit_sd[det]
             size = max(0.0, float(g @ partial) / float(g @ g)) if g.any() else 0.0
             probe = size * self._ref.coefficient if size > 0 else self._ref.coefficient
-            grown = sum(k.coefficient for k in s.known if k.node_row == row)
-            base = self._solved_with(row, grown)
+            d.absorbed[row] = self._absorbable(row, d.t)
+            grown = sum(k.coefficient for k in d.absorbed[row])
+            base = self._solved_with(d, row)
             plan.append((row, probe, grown, base))
             fits[row] = [probe, grown, 0.0, 0.0, 0.0]
         for index in d.samples:
@@ -882,7 +896,7 @@ class LeakDetector:
         for _, row, grown, total in ranked[: p.refine_exact]:
             if total <= 0:
                 continue
-            base = self._solved_with(row, grown)
+            base = self._solved_with(d, row)
             solved = yield from misfit(row, total, base)
             # Secant between no new leak and this size: the size that fits best, predicted.
             before = np.array([d.unexplained[row][i] for i in indices])
@@ -898,12 +912,22 @@ class LeakDetector:
             yield from misfit(row, total, base)
         return best[1], best[2]
 
-    def _solved_with(self, row: int, grown: float) -> list[tuple[int, float]]:
+    def _solved_with(self, d: _Detection, row: int) -> list[tuple[int, float]]:
         """The modelled leaks a candidate leak at ``row`` is solved with (in :meth:`_refine` and
-        :meth:`_refine_pick` alike): all of them, less the one at ``row`` when there is one
-        (``grown`` > 0), since the candidate replaces it by a bigger emitter at the same node."""
-        known = [(k.node_row, k.coefficient) for k in self._s.known] if self.params.model_known else []
-        return [(r, c) for r, c in known if r != row] if grown else known
+        :meth:`_refine_pick` alike): all of them, less those it replaces (``d.absorbed``)."""
+        if not self.params.model_known:
+            return []
+        gone = {id(k) for k in d.absorbed.get(row, [])}
+        return [(k.node_row, k.coefficient) for k in self._s.known if id(k) not in gone]
+
+    def _absorbable(self, row: int, t: float) -> list[_KnownLeak]:
+        """The modelled leaks a new leak at ``row`` replaces: the one at that junction (it grew),
+        and young small ones within ``absorb_radius`` (the same growing leak, first placed off)."""
+        p = self.params
+        dist = self._distances(row)
+        return [k for k in self._s.known if k.node_row == row or (
+            p.absorb_radius > 0 and dist[k.node_row] <= p.absorb_radius
+            and _lps(k.coefficient) < p.absorb_below_lps and t - k.alarm_time <= p.absorb_age)]
 
     # -- joint re-fit of the modelled leaks ------------------------------------------
 
