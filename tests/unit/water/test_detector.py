@@ -342,6 +342,7 @@ def test_new_leak_replaces_a_young_small_one_modelled_near_it(  # type: ignore[n
         d = _detection(detector, samples, [(ghost, 0.1 * full)])  # 0.6 L/s, modelled 30 h ago
         alarms = run_steps(detector._localise(d, np.mean(d.z_rows, axis=0)[detector._detect]))
         known = [(k.node_row, round(k.coefficient, 1)) for k in detector._s.known]
+        assert detector.status()["replaced_small_leaks"] == int(absorb)
         if absorb:
             assert known == [(row, full)]  # the whole leak, where it is
             # Only young small ones are replaced: an old or a big one is a leak of its own.

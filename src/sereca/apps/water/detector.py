@@ -324,6 +324,7 @@ class _State:
     steps: int = 0
     ignored: int = 0
     merged: int = 0
+    absorbed: int = 0  # small modelled leaks replaced by a later localisation (absorb_radius)
     repaired: int = 0
     dropped: int = 0
 
@@ -578,6 +579,7 @@ class LeakDetector:
             "known_leaks": [self._ref.candidates[k.node_row] for k in s.known],
             "analysing": s.detection is not None,
             "merged_detections": s.merged,
+            "replaced_small_leaks": s.absorbed,
             "dropped_detections": s.dropped,
             "repairs_seen": s.repaired,
             "refits": s.refits,
@@ -689,6 +691,7 @@ class LeakDetector:
         for k in d.absorbed.get(row, []):
             if k.node_row != row and any(x is k for x in s.known):
                 s.known = [x for x in s.known if x is not k]  # one leak, localised better: the earlier emitter was it
+                s.absorbed += 1
                 self._log.append((t, "absorbed", self._ref.candidates[k.node_row], k.coefficient))
         near = self._known_near(row)
         self._log.append((t, "refined", node, coefficient))
