@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="{}", help="JSON object of DetectorParams overrides")
     parser.add_argument("--json", action="store_true", help="print JSON only")
     parser.add_argument("--isolated", type=int, default=0,
-                        help="instead: N single abrupt leaks, one at a time (localisation check)")
+                        help="instead: N single leaks (abrupt unless --incipient), one at a time (localisation check)")
     parser.add_argument("--incipient", action="store_true",
                         help="with --isolated: incipient leaks growing to --diameter over 2 days")
     parser.add_argument("--diameter", type=float, default=0.015, help="m, for --isolated")
