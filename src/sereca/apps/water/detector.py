@@ -49,8 +49,10 @@ Method (details, parameters and measured quality in docs/water.md):
    unless it adds ``merged_alarm_lps`` (``merged_elsewhere_lps`` when it localised
    away from where that leak was alarmed). No alarm within ``repeat_radius`` of one
    raised in the last ``repeat_window``. A new leak smaller than ``confirm_below_lps``
-   is modelled at once but alarmed only when the next periodic re-fit keeps it,
-   where the re-fit puts it.
+   is modelled at once but alarmed only after ``relocalise_after``, localised again
+   from scratch on the last ``refit_window`` of readings with itself left out of the
+   model, where that puts it (``relocalise_after`` 0: when the next periodic re-fit
+   keeps it, where the re-fit puts it).
 6. **Joint re-fit of the modelled leaks** (:mod:`~sereca.apps.water.localise_joint`),
    every ``refit_interval`` and before alarming on a detection: positions and sizes
    of all modelled leaks are re-fitted together; leaks that explain nothing any more
@@ -186,12 +188,19 @@ class DetectorParams(BaseModel):
                                         "this much (a second leak beside the first, or the first found better; "
                                         "0: never)"))
     confirm_below_lps: float = Field(
-        default=1.0, ge=0, description=("L/s at 40 m: a new leak estimated smaller is modelled at once but alarmed only "
-                                        "when the next periodic re-fit keeps it, where that re-fit puts it (0: never)"))
+        default=2.0, ge=0, description=("L/s at 40 m: a new leak estimated smaller is modelled at once but alarmed only "
+                                        "once localised again (relocalise_after), or when the next periodic re-fit "
+                                        "keeps it, where that re-fit puts it (0: never)"))
     confirm_sensor_distance: float = Field(
         default=100.0, ge=0, description=("m: a small new leak (confirm_below_lps) modelled farther than this from "
                                           "every pressure sensor is alarmed only once a re-fit sizes it at "
-                                          "confirm_below_lps or more (0: no such wait)"))
+                                          "confirm_below_lps or more, when it is not localised again "
+                                          "(relocalise_after 0; 0: no such wait)"))
+    relocalise_after: Seconds = Field(
+        default=12 * 3600.0, ge=0, description=("s: a small new leak (confirm_below_lps) is localised again this long after "
+                                        "it was modelled, on the last refit_window of readings with itself left out "
+                                        "of the model, and alarmed where that puts it (0: it is alarmed where the "
+                                        "next periodic re-fit keeps it)"))
     confirmed_alarms: bool = Field(
         default=True, description=("False: a small new leak (confirm_below_lps) is modelled but never alarmed, also "
                                    "when a re-fit keeps it (its place then counts as alarmed for merged detections "
@@ -260,6 +269,7 @@ class _KnownLeak:
     moves: list[int] = field(default_factory=list)  # re-fitted rows far from alarm_row, in a row
     pending: tuple[float, float, tuple[str, ...]] | None = None  # (score, confidence, sensors): alarm to come
     repair_cusum: float = 0.0  # evidence that the leak's effect has gone (repaired)
+    relocalise_at: float = math.inf  # when it is localised again (relocalise_after)
 
 
 @dataclass
@@ -278,6 +288,7 @@ class _Detection:
     started: bool = False  # the localisation job is queued
     # candidate row -> the modelled leaks a leak there replaces (the one at that junction, young small ones near)
     absorbed: dict[int, list[_KnownLeak]] = field(default_factory=dict)
+    replaces: _KnownLeak | None = None  # localising again a modelled leak: left out of every candidate's solve
     # candidate row -> sample index -> standardised residual the new leak there must explain
     unexplained: dict[int, dict[int, np.ndarray]] = field(default_factory=dict)
 
@@ -515,6 +526,10 @@ class LeakDetector:
         if s.detection is not None:
             self._analyse(t, z)
             return []
+        due = [k for k in s.known if k.pending is not None and k.relocalise_at <= t]
+        if due and not s.jobs:
+            due[0].relocalise_at = math.inf
+            s.jobs.append(_Job("relocalise", self._relocalise(due[0]), self._applied))
         if (p.refit_interval > 0 and s.known and p.model_known and not s.jobs
                 and t - max(s.last_refit, s.known[-1].alarm_time) >= p.refit_interval):
             s.last_refit = t
@@ -768,16 +783,51 @@ class LeakDetector:
 
     def _new_leak_alarms(self, t: float, leak: _KnownLeak, d: _Detection, confidence: float) -> list[Alarm]:
         """The alarm of a newly modelled leak, raised at ``t`` where it is modelled; none yet for a
-        small one (``confirm_below_lps``), which waits for the next periodic re-fit: localised from a
-        faint residual (a leak just detectable, often an incipient one still growing), it is often
-        hundreds of metres off; the re-fit places it on more readings, when it may be bigger."""
+        small one (``confirm_below_lps``), which waits to be localised again (``relocalise_after``,
+        :meth:`_relocalise`) or, with that 0, for the next periodic re-fit: localised from a faint
+        residual (a leak just detectable, often an incipient one still growing), it is often
+        hundreds of metres off; half a day of readings places it better, when it may be bigger."""
         p = self.params
         if not self._small(leak) or not (p.refit_interval and p.model_known):
             # big enough, or no periodic re-fit to wait for
             return [self._alarm(t, leak.node_row, leak.coefficient, d.score, confidence, d.sensors)]
         leak.pending, leak.alarm_row = (d.score, confidence, d.sensors), -1
+        if p.relocalise_after > 0:
+            leak.relocalise_at = t + p.relocalise_after
         self._s.deferred_alarms += 1
         return []
+
+    def _relocalise(self, leak: _KnownLeak) -> Steps:
+        """Job (``relocalise_after``): localise a small pending leak again, from scratch, on the last
+        ``refit_window`` of readings (a day's demand swings tell apart places a few hours cannot),
+        with itself left out of the model; move it there, and alarm it there.
+
+        Dropped if the modelled leaks changed meanwhile (the periodic re-fit then confirms it).
+        """
+        s = self._s
+        readings = list(s.history)
+        indices = sorted(set(np.linspace(0, len(readings) - 1, 8).round().astype(int).tolist()))
+        samples = [readings[i] for i in indices]
+        before = [(k.node_row, k.coefficient) for k in s.known]
+        without = [(k.node_row, k.coefficient) for k in s.known if k is not leak]
+        d = _Detection(t=s.last_t, score=1.0, sensors=(), z_rows=[], readings=readings, closed=True,
+                       samples=indices, replaces=leak)
+        partial = (yield from self._residuals(samples, without)).mean(axis=0)
+        fits = yield from self._refine(d, partial)
+        row, coefficient = yield from self._refine_pick(d, fits)
+        after = [*without, (row, coefficient)]
+        shift = (yield from self._raw_mean(samples, after)) - (yield from self._raw_mean(samples, before))
+        if leak.pending is None or before != [(k.node_row, k.coefficient) for k in s.known]:
+            self._log.append((s.last_t, "relocalise-stale", "", 0.0))
+            return []
+        self._log.append((s.last_t, "relocalised", self._ref.candidates[row], coefficient))
+        assert s.bias is not None
+        s.bias = s.bias + shift
+        leak.node_row, leak.coefficient, leak.alarm_row = row, coefficient, row
+        (score, confidence, sensors), leak.pending = leak.pending, None
+        if not self.params.confirmed_alarms:
+            return []
+        return [self._alarm(s.last_t, row, coefficient, score, confidence, sensors)]
 
     def _confirmed(self, kept: list[_KnownLeak]) -> list[Alarm]:
         """Alarms of the small new leaks a periodic re-fit kept (``kept``), where it put them.
@@ -789,8 +839,8 @@ class LeakDetector:
         s, p = self._s, self.params
         alarms = []
         for k in kept:
-            if k.pending is None:
-                continue
+            if k.pending is None or k.relocalise_at < math.inf:
+                continue  # not waiting, or waiting to be localised again
             if self._small(k) and 0 < p.confirm_sensor_distance < self._sensor_distance[k.node_row]:
                 continue  # waits for a re-fit that finds it bigger
             (score, confidence, sensors), k.pending = k.pending, None
@@ -801,7 +851,7 @@ class LeakDetector:
         return alarms
 
     def _small(self, leak: _KnownLeak) -> bool:
-        """Below ``confirm_below_lps``: its alarm waits for a re-fit."""
+        """Below ``confirm_below_lps``: its alarm waits (:meth:`_new_leak_alarms`)."""
         return _lps(leak.coefficient) < self.params.confirm_below_lps
 
     def _refine(self, d: _Detection, partial: np.ndarray) -> Steps:
@@ -834,7 +884,9 @@ class LeakDetector:
             size = max(0.0, float(g @ partial) / float(g @ g)) if g.any() else 0.0
             probe = size * self._ref.coefficient if size > 0 else self._ref.coefficient
             d.absorbed[row] = self._absorbable(row, d.t)
-            grown = sum(k.coefficient for k in d.absorbed[row])
+            if d.replaces is not None:  # localised again: that leak is left out everywhere, the others stay
+                d.absorbed[row] = [d.replaces, *(k for k in s.known if k.node_row == row and k is not d.replaces)]
+            grown = sum(k.coefficient for k in d.absorbed[row] if k is not d.replaces)
             base = self._solved_with(d, row)
             plan.append((row, probe, grown, base))
             fits[row] = [probe, grown, 0.0, 0.0, 0.0]
