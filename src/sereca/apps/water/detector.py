@@ -799,7 +799,8 @@ class LeakDetector:
 
     def _relocalise(self, leak: _KnownLeak) -> Steps:
         """Job (``relocalise_after``): localise a small pending leak again, from scratch, on the last
-        ``refit_window`` of readings (a day's demand swings tell apart places a few hours cannot),
+        ``refit_window`` of readings at 8 time steps (half a day of demand swings tells apart places a
+        few hours cannot),
         with itself left out of the model; move it there, and alarm it there.
 
         Dropped if the modelled leaks changed meanwhile (the periodic re-fit then confirms it).
