@@ -526,8 +526,8 @@ class LeakDetector:
         if s.detection is not None:
             self._analyse(t, z)
             return []
-        due = [k for k in s.known if k.pending is not None and k.relocalise_at <= t]
-        if due and not s.jobs:
+        due = [] if s.jobs else [k for k in s.known if k.pending is not None and k.relocalise_at <= t]
+        if due:
             due[0].relocalise_at = math.inf
             s.jobs.append(_Job("relocalise", self._relocalise(due[0]), self._applied))
         if (p.refit_interval > 0 and s.known and p.model_known and not s.jobs
@@ -800,19 +800,16 @@ class LeakDetector:
     def _relocalise(self, leak: _KnownLeak) -> Steps:
         """Job (``relocalise_after``): localise a small pending leak again, from scratch, on the last
         ``refit_window`` of readings at 8 time steps (half a day of demand swings tells apart places a
-        few hours cannot),
-        with itself left out of the model; move it there, and alarm it there.
+        few hours cannot), with itself left out of the model; move it there, and alarm it there.
 
         Dropped if the modelled leaks changed meanwhile (the periodic re-fit then confirms it).
         """
         s = self._s
-        readings = list(s.history)
-        indices = sorted(set(np.linspace(0, len(readings) - 1, 8).round().astype(int).tolist()))
-        samples = [readings[i] for i in indices]
+        samples = self._spread(list(s.history), 8)
         before = [(k.node_row, k.coefficient) for k in s.known]
         without = [(k.node_row, k.coefficient) for k in s.known if k is not leak]
-        d = _Detection(t=s.last_t, score=1.0, sensors=(), z_rows=[], readings=readings, closed=True,
-                       samples=indices, replaces=leak)
+        d = _Detection(t=s.last_t, score=1.0, sensors=(), z_rows=[], readings=samples, closed=True,
+                       samples=list(range(len(samples))), replaces=leak)
         partial = (yield from self._residuals(samples, without)).mean(axis=0)
         fits = yield from self._refine(d, partial)
         row, coefficient = yield from self._refine_pick(d, fits)
@@ -884,8 +881,9 @@ class LeakDetector:
             g = self._ref.sensitivity[row, det] / unit_sd[det]
             size = max(0.0, float(g @ partial) / float(g @ g)) if g.any() else 0.0
             probe = size * self._ref.coefficient if size > 0 else self._ref.coefficient
-            d.absorbed[row] = self._absorbable(row, d.t)
-            if d.replaces is not None:  # localised again: that leak is left out everywhere, the others stay
+            if d.replaces is None:
+                d.absorbed[row] = self._absorbable(row, d.t)
+            else:  # localised again: that leak is left out everywhere, the others stay
                 d.absorbed[row] = [d.replaces, *(k for k in s.known if k.node_row == row and k is not d.replaces)]
             grown = sum(k.coefficient for k in d.absorbed[row] if k is not d.replaces)
             base = self._solved_with(d, row)
