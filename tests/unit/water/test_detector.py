@@ -426,13 +426,14 @@ def test_small_new_leak_is_alarmed_after_a_refit_keeps_it(  # type: ignore[no-un
             assert confirmed == []
 
 
-@pytest.mark.parametrize("changed_meanwhile", [False, True])
+@pytest.mark.parametrize("case", ["placed", "changed meanwhile", "jumped too far"])
 def test_small_new_leak_is_localised_again_and_alarmed_there(  # type: ignore[no-untyped-def]
-        net3, leaky, cache_dir: Path, changed_meanwhile: bool) -> None:
+        net3, leaky, cache_dir: Path, case: str) -> None:
     # relocalise_after: a small leak modelled in the wrong place is localised again from scratch on
     # the recent readings, itself left out of the model (so it is sized whole, not as what its
     # misplaced emitter leaves), moved there and alarmed there; the periodic re-fit does not
     # alarm it meanwhile. If the modelled leaks changed while that job ran, it applies nothing.
+    # If it lands farther than relocalise_jump from where it was, it is moved but never alarmed.
     from sereca.apps.water.detector import _KnownLeak
     from sereca.apps.water.localise_joint import run_steps
 
@@ -444,17 +445,21 @@ def test_small_new_leak_is_localised_again_and_alarmed_there(  # type: ignore[no
         s = detector._s
         dist = detector._distances(row)
         ghost = int(np.argmin(np.where(dist > PARAMS.merge_distance, dist, np.inf)))
+        jump_limit = dist[ghost] - 1.0 if case == "jumped too far" else dist[ghost] + 1.0
+        detector.params = params.model_copy(update={"relocalise_jump": jump_limit})
         leak = _KnownLeak(node_row=ghost, coefficient=0.5 * small, alarm_time=samples[0][0],
                           pending=(1.0, 0.9, ()), relocalise_at=samples[0][0])
         s.known, s.history = [leak], deque(samples)
         assert detector._confirmed([leak]) == []  # waits to be localised again, not for a re-fit
         job = detector._relocalise(leak)
-        if changed_meanwhile:
+        if case == "changed meanwhile":
             next(job)
             s.known = [leak, _KnownLeak(node_row=row, coefficient=small, alarm_time=0.0)]
         alarms = run_steps(job)
-    if changed_meanwhile:
+    if case == "changed meanwhile":
         assert alarms == [] and leak.node_row == ghost and leak.pending is not None
+    elif case == "jumped too far":
+        assert alarms == [] and (leak.node_row, leak.alarm_row, leak.pending) == (row, -1, None)
     else:
         assert [a.node for a in alarms] == ["143"]
         assert (leak.node_row, leak.alarm_row, leak.pending) == (row, row, None)

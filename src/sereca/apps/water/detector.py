@@ -51,7 +51,8 @@ Method (details, parameters and measured quality in docs/water.md):
    raised in the last ``repeat_window``. A new leak smaller than ``confirm_below_lps``
    is modelled at once but alarmed only after ``relocalise_after``, localised again
    from scratch on the last ``refit_window`` of readings with itself left out of the
-   model, where that puts it (``relocalise_after`` 0: when the next periodic re-fit
+   model, where that puts it; not at all when that is more than ``relocalise_jump``
+   from where it was modelled (``relocalise_after`` 0: when the next periodic re-fit
    keeps it, where the re-fit puts it).
 6. **Joint re-fit of the modelled leaks** (:mod:`~sereca.apps.water.localise_joint`),
    every ``refit_interval`` and before alarming on a detection: positions and sizes
@@ -201,6 +202,10 @@ class DetectorParams(BaseModel):
                                         "it was modelled, on the last refit_window of readings with itself left out "
                                         "of the model, and alarmed where that puts it (0: it is alarmed where the "
                                         "next periodic re-fit keeps it)"))
+    relocalise_jump: float = Field(
+        default=600.0, ge=0, description=("m: a small leak localised again farther than this from where it was "
+                                          "modelled is moved there but never alarmed: the readings do not place it "
+                                          "(0: always alarmed)"))
     confirmed_alarms: bool = Field(
         default=True, description=("False: a small new leak (confirm_below_lps) is modelled but never alarmed, also "
                                    "when a re-fit keeps it (its place then counts as alarmed for merged detections "
@@ -800,7 +805,9 @@ class LeakDetector:
     def _relocalise(self, leak: _KnownLeak) -> Steps:
         """Job (``relocalise_after``): localise a small pending leak again, from scratch, on the last
         ``refit_window`` of readings at 8 time steps (half a day of demand swings tells apart places a
-        few hours cannot), with itself left out of the model; move it there, and alarm it there.
+        few hours cannot), with itself left out of the model; move it there, and alarm it there,
+        unless that is more than ``relocalise_jump`` from where it was: two localisations that far
+        apart say the readings cannot place it (such alarms were all false, docs/water.md "Stage L").
 
         Dropped if the modelled leaks changed meanwhile (the periodic re-fit then confirms it).
         """
@@ -821,8 +828,13 @@ class LeakDetector:
         self._log.append((s.last_t, "relocalised", self._ref.candidates[row], coefficient))
         assert s.bias is not None
         s.bias = s.bias + shift
-        leak.node_row, leak.coefficient, leak.alarm_row = row, coefficient, row
+        jump = float(self._distances(leak.node_row)[row])
+        leak.node_row, leak.coefficient = row, coefficient
         (score, confidence, sensors), leak.pending = leak.pending, None
+        if 0 < self.params.relocalise_jump < jump:
+            self._log.append((s.last_t, "relocalise-jump", f"{jump:.0f} m", 0.0))
+            return []  # the readings do not place it: modelled where they put it now, never alarmed
+        leak.alarm_row = row
         if not self.params.confirmed_alarms:
             return []
         return [self._alarm(s.last_t, row, coefficient, score, confidence, sensors)]
