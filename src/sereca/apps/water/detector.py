@@ -807,7 +807,8 @@ class LeakDetector:
         ``refit_window`` of readings at 8 time steps (half a day of demand swings tells apart places a
         few hours cannot), with itself left out of the model; move it there, and alarm it there,
         unless that is more than ``relocalise_jump`` from where it was: two localisations that far
-        apart say the readings cannot place it (such alarms were all false, docs/water.md "Stage L").
+        apart say the readings cannot place it (all 12 such alarms in the runs the rule was read
+        from were false: docs/water.md, "Stage L").
 
         Dropped if the modelled leaks changed meanwhile (the periodic re-fit then confirms it).
         """
