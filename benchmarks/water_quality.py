@@ -50,6 +50,11 @@ def denser_sensors(net: Network, extra: int) -> SensorSet:
     return LTOWN_SENSORS.model_copy(update={"pressure": pressure})  # flows, levels and noise as they are
 
 
+def size_class(i: int) -> str:
+    """The size class of ``random_leaks``' ``i``-th leak: small, medium and large in turn."""
+    return list(SIZES)[i % len(SIZES)]
+
+
 def random_leaks(net: Network, n: int, days: float, rng: np.random.Generator) -> list[Leak]:
     """``n`` leaks on distinct pipes: abrupt and incipient in turn, small/medium/large in turn.
 
@@ -66,7 +71,7 @@ def random_leaks(net: Network, n: int, days: float, rng: np.random.Generator) ->
     leaks = []
     for i, idx in enumerate(chosen):
         kind = "abrupt" if i % 2 == 0 else "incipient"
-        low, high = list(SIZES.values())[i % 3]
+        low, high = SIZES[size_class(i)]
         start = first + (order[i] + float(rng.uniform(0, 1))) * slot
         start = round(start / 300.0) * 300.0
         end = start + float(rng.uniform(2, 6)) * 86400.0 if rng.random() < 0.75 else None
@@ -103,6 +108,7 @@ def run_seed(net: Network, seed: int, days: float, n_leaks: int, demand_noise: f
         "leaks": len(leaks),
         "alarms": len(alarms),
         "score": result.to_dict(),
+        "size_classes": [size_class(i) for i in range(len(leaks))],
         "seconds": {"simulate": round(t_sim, 2), "detector_build": round(t_build, 2),
                     "detect": round(t_detect, 2), "score": round(t_score, 3)},
         "readings_per_s": round(sim.readings.size / t_detect),
@@ -142,6 +148,15 @@ def run_isolated(net: Network, n: int, diameter: float, params: DetectorParams,
             "alarms_within_300m": near, "alarms_farther": far,
             "share_within_300m": round(near / (near + far + early), 3) if near + far + early else None,
             "median_delay_h": round(statistics.median(delays) / 3600, 2) if delays else None}
+
+
+def recall_by_size(runs: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Share of the leaks of each size class (small, medium, large) that were detected."""
+    found: dict[str, list[bool]] = {name: [] for name in SIZES}
+    for r in runs:
+        for name, leak in zip(r["size_classes"], r["score"]["leaks"], strict=True):
+            found[name].append(bool(leak["detected"]))
+    return {name: round(sum(hits) / len(hits), 3) if hits else None for name, hits in found.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         "median_delay_h": round(statistics.median(delays) / 3600, 2) if delays else None,
         "median_delay_abrupt_h": round(statistics.median(abrupt) / 3600, 2) if abrupt else None,
         "median_delay_incipient_h": round(statistics.median(incipient) / 3600, 2) if incipient else None,
+        "recall_by_size": recall_by_size(runs),
         "simulate_s_per_month": round(statistics.mean(r["seconds"]["simulate"] for r in runs) * 31 / args.days, 2),
         "detector_readings_per_s": min(r["readings_per_s"] for r in runs),
         "params": params.model_dump(mode="json"),
