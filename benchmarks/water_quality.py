@@ -108,7 +108,6 @@ def run_seed(net: Network, seed: int, days: float, n_leaks: int, demand_noise: f
         "leaks": len(leaks),
         "alarms": len(alarms),
         "score": result.to_dict(),
-        "size_classes": [size_class(i) for i in range(len(leaks))],
         "seconds": {"simulate": round(t_sim, 2), "detector_build": round(t_build, 2),
                     "detect": round(t_detect, 2), "score": round(t_score, 3)},
         "readings_per_s": round(sim.readings.size / t_detect),
@@ -154,8 +153,8 @@ def recall_by_size(runs: list[dict[str, Any]]) -> dict[str, float | None]:
     """Share of the leaks of each size class (small, medium, large) that were detected."""
     found: dict[str, list[bool]] = {name: [] for name in SIZES}
     for r in runs:
-        for name, leak in zip(r["size_classes"], r["score"]["leaks"], strict=True):
-            found[name].append(bool(leak["detected"]))
+        for i, leak in enumerate(r["score"]["leaks"]):  # in random_leaks' order
+            found[size_class(i)].append(bool(leak["detected"]))
     return {name: round(sum(hits) / len(hits), 3) if hits else None for name, hits in found.items()}
 
 
