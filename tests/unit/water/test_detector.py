@@ -192,13 +192,14 @@ def test_job_result_applied_when_it_finishes(net3, cache_dir: Path) -> None:  # 
 
 def test_detection_joining_modelled_leaks_is_alarmed_from_a_size(net3, cache_dir: Path) -> None:  # type: ignore[no-untyped-def]
     # A second big leak near the first (merge_distance stretched for Net3's long pipes) joins
-    # the model; merged_alarm_lps decides whether it is alarmed as well.
+    # the model; merged_alarm_lps decides whether it is alarmed as well (merged_elsewhere_lps,
+    # the smaller step alarmed away from the first leak's alarm, is off to test that alone).
     second = Leak(pipe="129", start="2d 2h", diameter=0.05)
     readings = simulate(net3, [LEAK, second], NET3_SENSORS, days=3, seed=11).readings
     runs = {}
     for lps in (0.0, 1.5):
         params = PARAMS.model_copy(update={"merge_distance": 1500.0, "merged_alarm_lps": lps,
-                                           "horizon": 3 * 86400.0})
+                                           "merged_elsewhere_lps": 0.0, "horizon": 3 * 86400.0})
         with LeakDetector.from_network(net3, NET3_SENSORS, params, cache_dir=cache_dir) as detector:
             runs[lps] = (detector.run(readings), detector.status(), list(detector._log))
     silent, loud = runs[0.0], runs[1.5]
@@ -464,6 +465,31 @@ def test_small_new_leak_is_localised_again_and_alarmed_there(  # type: ignore[no
         assert [a.node for a in alarms] == ["143"]
         assert (leak.node_row, leak.alarm_row, leak.pending) == (row, row, None)
         assert leak.coefficient == pytest.approx(small, rel=0.15)  # the whole leak
+
+
+def test_localisation_reads_denoised_pressures(net3, leaky, cache_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    # denoise_steps: a localisation sample's pressures are the model's value plus the residual
+    # averaged over the neighbouring steps; levels (boundary conditions) stay as read. Against the
+    # noise-free readings, the denoised pressures must be much closer than the raw ones.
+    from sereca.apps.water.models import Noise
+
+    quiet = NET3_SENSORS.model_copy(update={"noise": Noise(pressure=0.0, flow=0.0, flow_floor=0.0, level=0.0)})
+    truth = simulate(net3, [LEAK], quiet, days=2, seed=11).readings
+    params = PARAMS.model_copy(update={"denoise_steps": 3})
+    with LeakDetector.from_network(net3, NET3_SENSORS, params, cache_dir=cache_dir) as detector:
+        detector.run(leaky)
+        history = list(detector._s.history)[-60:-4]  # steps with neighbours on both sides
+        denoised = detector._denoised(history)
+        pressure, level = detector._is_pressure, detector._model.boundary
+        columns = [truth.columns.get_loc(name) for name in detector.sensor_ids]
+        exact = truth.to_numpy(dtype=float)[:, columns]
+        index = {float(t): i for i, t in enumerate(truth.index)}
+        raw_err = [y[pressure] - exact[index[t]][pressure] for t, y in history]
+        new_err = [y[pressure] - exact[index[t]][pressure] for t, y in denoised]
+        assert float(np.std(new_err)) < 0.6 * float(np.std(raw_err))
+        assert all(np.array_equal(a[level], b[level]) for (_, a), (_, b) in zip(history, denoised, strict=True))
+        detector.params = PARAMS.model_copy(update={"denoise_steps": 0})
+        assert detector._denoised(history) == history
 
 
 @pytest.mark.parametrize("stale", [True, False])
