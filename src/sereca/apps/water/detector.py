@@ -244,8 +244,8 @@ class DetectorParams(BaseModel):
                                       "the residual averaged over this many steps either side (the same modelled "
                                       "leaks): the leak's effect hardly changes in minutes, the noise averages out; "
                                       "localising a small leak again averages up to half-way to the next time step. "
-                                      "3 gives fewer false alarms and fewer leaks found (docs/water.md, 'Stage M'; "
-                                      "0: single readings everywhere)"))
+                                      "3 found slightly fewer leaks for as many false alarms (docs/water.md, "
+                                      "'Stage M'; 0: single readings everywhere)"))
     min_sigma_pressure: float = Field(default=0.005, gt=0, description="m")
     min_sigma_flow: float = Field(default=0.001, gt=0, description="relative (flow residuals are relative)")
     flow_scale_floor: float = Field(default=1.0, gt=0, description="L/s added to |flow| when scaling residuals")
