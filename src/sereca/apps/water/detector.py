@@ -331,7 +331,7 @@ class _State:
     bias: np.ndarray | None = None
     bias0: np.ndarray | None = None  # leak-free bias from warm-up (the re-fit objective's reference)
     history: deque[tuple[float, np.ndarray]] = field(default_factory=lambda: deque(maxlen=4096))
-    # Aligned with history: (time, reading - model, the modelled leaks then), for denoise_steps.
+    # Aligned with history, kept only with denoise_steps: (time, reading - model, the modelled leaks then).
     residuals: deque[tuple[float, np.ndarray, tuple[tuple[int, float], ...]]] = field(default_factory=deque)
     last_refit: float = -math.inf
     refits: int = 0
@@ -543,7 +543,8 @@ class LeakDetector:
         s.recent.append(z)
         s.readings.append((t, y))
         s.history.append((t, y))
-        s.residuals.append((t, y - expected, tuple(leaks)))
+        if p.denoise_steps:  # kept only for denoising (_denoised)
+            s.residuals.append((t, y - expected, tuple(leaks)))
         if s.detection is not None:
             self._analyse(t, z)
             return []
@@ -829,9 +830,9 @@ class LeakDetector:
         Dropped if the modelled leaks changed meanwhile (the periodic re-fit then confirms it).
         """
         s = self._s
-        history = list(s.history)
+        history, n = list(s.history), 8
         # each sample stands for the readings up to half-way to the next one
-        samples = self._denoised(self._spread(history, 8), len(history) // 16 if self.params.denoise_steps else 0)
+        samples = self._denoised(self._spread(history, n), len(history) // (2 * n) if self.params.denoise_steps else 0)
         before = [(k.node_row, k.coefficient) for k in s.known]
         without = [(k.node_row, k.coefficient) for k in s.known if k is not leak]
         d = _Detection(t=s.last_t, score=1.0, sensors=(), z_rows=[], readings=samples, closed=True,
