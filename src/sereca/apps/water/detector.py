@@ -222,10 +222,6 @@ class DetectorParams(BaseModel):
         default=2.0, ge=0, description="L/s at 40 m: only modelled leaks smaller than this are replaced (absorb_radius)")
     absorb_age: Seconds = Field(
         default=48 * 3600.0, ge=0, description="s: only leaks modelled this recently are replaced (absorb_radius)")
-    agree_radius: float = Field(
-        default=0.0, ge=0, description=("m: a detection localised this close to a small leak still waiting for its "
-                                        "alarm (confirm_below_lps) confirms it: two localisations agree, the alarm is "
-                                        "raised at once, where the later one puts it (0: never)"))
     repeat_radius: float = Field(
         default=200.0, ge=0, description="m: no new alarm this close to an alarm raised in the last repeat_window")
     repeat_window: Seconds = Field(default=24 * 3600.0, ge=0, description="s, see repeat_radius")
@@ -250,10 +246,6 @@ class DetectorParams(BaseModel):
                                       "localising a small leak again averages up to half-way to the next time step. "
                                       "3 found slightly fewer leaks for as many false alarms (docs/water.md, "
                                       "'Stage M'; 0: single readings everywhere)"))
-    float_known: bool = Field(
-        default=False, description=("localisation sizes the modelled leaks afresh with each candidate (linearised, "
-                                    "from zero: repaired, to any size: grown), so what they leave unexplained does "
-                                    "not pull the new leak towards them"))
     min_sigma_pressure: float = Field(default=0.005, gt=0, description="m")
     min_sigma_flow: float = Field(default=0.001, gt=0, description="relative (flow residuals are relative)")
     flow_scale_floor: float = Field(default=1.0, gt=0, description="L/s added to |flow| when scaling residuals")
@@ -313,14 +305,9 @@ class _Detection:
     started: bool = False  # the localisation job is queued
     # candidate row -> the modelled leaks a leak there replaces (the one at that junction, young small ones near)
     absorbed: dict[int, list[_KnownLeak]] = field(default_factory=dict)
-    agreed: bool = False  # it replaced a small leak waiting for its alarm, within agree_radius
     replaces: _KnownLeak | None = None  # localising again a modelled leak: left out of every candidate's solve
     # candidate row -> sample index -> standardised residual the new leak there must explain
     unexplained: dict[int, dict[int, np.ndarray]] = field(default_factory=dict)
-    # float_known: base (modelled leaks solved with) -> sample index -> (K, sensors) effect of doubling each;
-    # candidate row -> sample index -> the effect of the candidate's leak at its probe size
-    effects: dict[tuple[tuple[int, float], ...], dict[int, np.ndarray]] = field(default_factory=dict)
-    probe_effects: dict[int, dict[int, np.ndarray]] = field(default_factory=dict)
 
 
 @dataclass
@@ -742,7 +729,6 @@ class LeakDetector:
             if k.node_row != row and any(x is k for x in s.known):
                 s.known = [x for x in s.known if x is not k]  # one leak, localised better: the earlier emitter was it
                 s.absorbed += 1
-                d.agreed = d.agreed or self._agrees(k, row)
                 self._log.append((t, "absorbed", self._ref.candidates[k.node_row], k.coefficient))
         near = self._known_near(row)
         self._log.append((t, "refined", node, coefficient))
@@ -765,15 +751,10 @@ class LeakDetector:
             # Within merge_distance but away from where the known leak was alarmed: a second leak beside
             # it (the model cannot tell two emitters this close apart) or the first one found better.
             elsewhere = near.alarm_row >= 0 and self._distances(near.alarm_row)[row] > p.repeat_radius
-            agreed = self._agrees(near, row)
             if near.node_row == row:
                 near.coefficient = coefficient  # refined as the known leak, grown to this size
             else:
                 near.coefficient += coefficient  # the same leak, grown
-            if agreed:  # a small leak waiting for its alarm, found again where it was modelled
-                near.relocalise_at, near.pending, near.alarm_row = math.inf, None, row
-                s.merged += 1
-                return [self._alarm(t, row, near.coefficient, d.score, confidence, d.sensors)]
             return merged([], elsewhere)
         if p.explain_check and p.model_known and s.known and not p.explain_before_alarm:
             # Alarm now; the joint re-fit (new leak included) is queued behind.
@@ -829,7 +810,7 @@ class LeakDetector:
         residual (a leak just detectable, often an incipient one still growing), it is often
         hundreds of metres off; half a day of readings places it better, when it may be bigger."""
         p = self.params
-        if d.agreed or not self._small(leak) or not (p.refit_interval and p.model_known):
+        if not self._small(leak) or not (p.refit_interval and p.model_known):
             # big enough, or no periodic re-fit to wait for
             return [self._alarm(t, leak.node_row, leak.coefficient, d.score, confidence, d.sensors)]
         leak.pending, leak.alarm_row = (d.score, confidence, d.sensors), -1
@@ -899,11 +880,6 @@ class LeakDetector:
             alarms.append(self._alarm(s.last_t, k.node_row, k.coefficient, score, confidence, sensors))
         return alarms
 
-    def _agrees(self, leak: _KnownLeak, row: int) -> bool:
-        """A small leak waiting for its alarm, localised again at ``row`` within ``agree_radius``."""
-        r = self.params.agree_radius
-        return r > 0 and leak.pending is not None and self._distances(leak.node_row)[row] <= r
-
     def _small(self, leak: _KnownLeak) -> bool:
         """Below ``confirm_below_lps``: its alarm waits (:meth:`_new_leak_alarms`)."""
         return _lps(leak.coefficient) < self.params.confirm_below_lps
@@ -955,17 +931,13 @@ class LeakDetector:
             for row, probe, grown, base in plan:
                 key = tuple(base)
                 if key not in cache:
-                    cache[key] = e0 = yield from self._solve(t, y, base)
-                    if p.float_known:
-                        d.effects.setdefault(key, {})[index] = yield from self._known_effects(t, y, base, e0)
+                    cache[key] = yield from self._solve(t, y, base)
                 e0 = cache[key]
                 e1 = yield from self._solve(t, y, [*base, (row, grown + probe)])
                 scale = self._flow_scale(e1)
                 u = np.nan_to_num(((y - e0) / scale - s.bias0) / s.sigma)[det]
                 v = np.nan_to_num(((e1 - e0) / scale) / s.sigma)[det]
                 d.unexplained.setdefault(row, {})[index] = u
-                if p.float_known:
-                    d.probe_effects.setdefault(row, {})[index] = v
                 f = fits[row]
                 f[2] += float(u @ u)
                 f[3] += float(u @ v)
@@ -982,7 +954,6 @@ class LeakDetector:
         best by that prediction are re-solved at it. The best of all re-solves is kept.
         """
         p = self.params
-        indices = [i for i in d.samples if i < len(d.readings)]
         ranked = []
         for row, (probe, grown, a, b, c) in fits.items():
             # The misfit is a quadratic in l = total / (grown + probe): the solve it was linearised
@@ -991,16 +962,13 @@ class LeakDetector:
             # matrix's estimate: for a big leak that is far off (the network is not linear over
             # a few L/s), and the true junction lost to a neighbour sized better.
             unit = grown + probe
-            base = self._solved_with(d, row)
-            if p.float_known and base and indices and set(indices) <= d.effects.get(tuple(base), {}).keys():
-                linear, total, base, before = self._floated(d, row, base, indices, unit)
-            else:
-                least = max(0.0, b / c) if c > 0 else 0.0
-                linear, total, before = a - 2.0 * b * least + c * least**2, least * unit, None
-            ranked.append((linear, row, total, base, before))
+            least = max(0.0, b / c) if c > 0 else 0.0
+            linear = a - 2.0 * b * least + c * least**2
+            ranked.append((linear, row, grown, least * unit))
         ranked.sort(key=lambda item: item[0])
+        indices = [i for i in d.samples if i < len(d.readings)]
         samples = self._denoised([d.readings[i] for i in indices])
-        best = (math.inf, ranked[0][1], ranked[0][2])
+        best = (math.inf, ranked[0][1], ranked[0][3])
 
         def misfit(row: int, total: float, base: list[tuple[int, float]]) -> Generator[str, None, np.ndarray]:
             nonlocal best
@@ -1011,13 +979,13 @@ class LeakDetector:
             return out
 
         resize = []
-        for _, row, total, base, before in ranked[: p.refine_exact]:
+        for _, row, grown, total in ranked[: p.refine_exact]:
             if total <= 0:
                 continue
+            base = self._solved_with(d, row)
             solved = yield from misfit(row, total, base)
             # Secant between no new leak and this size: the size that fits best, predicted.
-            if before is None:
-                before = np.array([d.unexplained[row][i] for i in indices])
+            before = np.array([d.unexplained[row][i] for i in indices])
             lam = secant_scale(before, solved)
             if lam is None:
                 continue
@@ -1037,46 +1005,6 @@ class LeakDetector:
             return []
         gone = {id(k) for k in d.absorbed.get(row, [])}
         return [(k.node_row, k.coefficient) for k in self._s.known if id(k) not in gone]
-
-    def _known_effects(self, t: float, y: np.ndarray, base: list[tuple[int, float]],
-                       e0: np.ndarray) -> Generator[str, None, np.ndarray]:
-        """``float_known``: the standardised effect on the readings of doubling each of the modelled
-        leaks ``base`` (one solve each), rows in ``base`` order."""
-        s = self._s
-        assert s.sigma is not None
-        out = np.zeros((len(base), int(self._detect.sum())))
-        for j, (row, coefficient) in enumerate(base):
-            grown = [*base[:j], (row, 2.0 * coefficient), *base[j + 1:]]
-            e = yield from self._solve(t, y, grown)
-            out[j] = np.nan_to_num(((e - e0) / self._flow_scale(e) / s.sigma)[self._detect])
-        return out
-
-    def _floated(self, d: _Detection, row: int, base: list[tuple[int, float]], indices: list[int],
-                 probe_total: float) -> tuple[float, float, list[tuple[int, float]], np.ndarray]:
-        """``float_known``: the candidate leak at ``row`` and the modelled leaks ``base`` sized together
-        where the linearised misfit is least (the candidate >= 0, each modelled leak >= 0).
-
-        Returns ``(misfit, total, base resized, residual before the candidate)``, the residual per sample.
-        """
-        u = np.array([d.unexplained[row][i] for i in indices])
-        v = np.array([d.probe_effects[row][i] for i in indices])
-        w = np.array([d.effects[tuple(base)][i] for i in indices])  # (samples, K, sensors)
-        k = w.shape[1]
-        # minimise |u - x0 v - sum_j xj w_j|**2 with x0 >= 0 (the candidate, in probes) and
-        # xj >= -1 (a modelled leak, in its own size: -1 is gone)
-        cols = np.concatenate([v[:, None, :], w], axis=1).transpose(1, 0, 2).reshape(k + 1, -1)
-        gram = cols @ cols.T
-        target = cols @ u.reshape(-1)
-        low = np.array([0.0] + [-1.0] * k)
-        x = np.zeros(k + 1)
-        for _ in range(200):  # projected coordinate descent: a tiny convex problem
-            for i in range(k + 1):
-                if gram[i, i] > 0:
-                    x[i] = max(low[i], x[i] + (target[i] - gram[i] @ x) / gram[i, i])
-        misfit = float(u.reshape(-1) @ u.reshape(-1) - 2 * target @ x + x @ gram @ x)
-        resized = [(r, c * (1.0 + xj)) for (r, c), xj in zip(base, x[1:], strict=True)]
-        before = u - np.einsum("j,sjn->sn", x[1:], w)
-        return misfit, x[0] * probe_total, resized, before
 
     def _absorbable(self, row: int, t: float) -> list[_KnownLeak]:
         """The modelled leaks a new leak at ``row`` replaces: the one at that junction (it grew),
