@@ -467,6 +467,32 @@ def test_small_new_leak_is_localised_again_and_alarmed_there(  # type: ignore[no
         assert leak.coefficient == pytest.approx(small, rel=0.15)  # the whole leak
 
 
+@pytest.mark.parametrize("phantom", [0.5, 2.0])
+def test_floating_known_leaks_localises_past_a_repaired_one(  # type: ignore[no-untyped-def]
+        net3, leaky, cache_dir: Path, phantom: float) -> None:
+    # A modelled leak that has been repaired (the readings show no leak there) leaves a residual of
+    # its own. Localising a new leak against the model as it is, that residual pulls the new leak
+    # away; with float_known the modelled leaks are sized afresh with each candidate (to zero here)
+    # and the new leak is placed and sized right.
+    from sereca.apps.water.localise_joint import run_steps
+
+    new = 0.3  # 1.9 L/s at 40 m
+    picks = {}
+    for float_known in (False, True):
+        with LeakDetector.from_network(net3, NET3_SENSORS, PARAMS, cache_dir=cache_dir) as detector:
+            row, samples = _readings_with_leak_at(detector, leaky[leaky.index < LEAK.start], "143", new)
+            dist = detector._distances(row)
+            repaired = int(np.argmin(np.where(dist >= 600.0, dist, np.inf)))  # about 1 km away
+            detector.params = PARAMS.model_copy(update={"float_known": float_known})
+            d = _detection(detector, samples, [(repaired, phantom)])
+            fits = run_steps(detector._refine(d, np.mean(d.z_rows, axis=0)[detector._detect]))
+            picked, coefficient = run_steps(detector._refine_pick(d, fits))
+            picks[float_known] = (detector._ref.candidates[picked], coefficient)
+    assert picks[False][0] != "143"  # the repaired leak's residual wins without floating
+    assert picks[True][0] == "143"
+    assert picks[True][1] == pytest.approx(new, rel=0.2)
+
+
 def test_localisation_reads_denoised_pressures(net3, leaky, cache_dir: Path) -> None:  # type: ignore[no-untyped-def]
     # denoise_steps: a localisation sample's pressures are the model's value plus the residual
     # averaged over the neighbouring steps; levels (boundary conditions) stay as read. Against the

@@ -43,7 +43,11 @@ Method (details, parameters and measured quality in docs/water.md):
    default) each of those time steps reads the pressures denoised: the model's
    value there plus the residual averaged over that many steps either side
    (measurement noise, not the model, is what places a lone small leak
-   hundreds of metres off).
+   hundreds of metres off). With ``float_known`` (off by default) the modelled
+   leaks are re-sized with each candidate (per time step one more solve per
+   modelled leak: the residual is taken as linear in each size too, down to
+   zero for a repaired one), so what they leave unexplained does not pull
+   the new leak towards them.
 5. **Known leaks join the model.** A localised leak becomes an EPANET emitter
    at its junction, sized from the residual, so the model predicts how its
    effect swings with demand over the day; CUSUMs are frozen for ``holdoff``
@@ -246,6 +250,12 @@ class DetectorParams(BaseModel):
                                       "localising a small leak again averages up to half-way to the next time step. "
                                       "3 found slightly fewer leaks for as many false alarms (docs/water.md, "
                                       "'Stage M'; 0: single readings everywhere)"))
+    float_known: bool = Field(
+        default=False, description=("localisation sizes the modelled leaks afresh with each candidate (linearised, "
+                                    "from zero: repaired, to any size: grown), so what they leave unexplained does "
+                                    "not pull the new leak towards them; costs one solve per modelled leak and time "
+                                    "step for each set of them the candidates are solved with (docs/water.md, "
+                                    "'After stage M')"))
     min_sigma_pressure: float = Field(default=0.005, gt=0, description="m")
     min_sigma_flow: float = Field(default=0.001, gt=0, description="relative (flow residuals are relative)")
     flow_scale_floor: float = Field(default=1.0, gt=0, description="L/s added to |flow| when scaling residuals")
@@ -308,6 +318,10 @@ class _Detection:
     replaces: _KnownLeak | None = None  # localising again a modelled leak: left out of every candidate's solve
     # candidate row -> sample index -> standardised residual the new leak there must explain
     unexplained: dict[int, dict[int, np.ndarray]] = field(default_factory=dict)
+    # float_known: base (modelled leaks solved with) -> sample index -> (K, sensors) effect of doubling each;
+    # candidate row -> sample index -> the effect of the candidate's leak at its probe size
+    effects: dict[tuple[tuple[int, float], ...], dict[int, np.ndarray]] = field(default_factory=dict)
+    probe_effects: dict[int, dict[int, np.ndarray]] = field(default_factory=dict)
 
 
 @dataclass
@@ -724,6 +738,9 @@ class LeakDetector:
             s.dropped += 1
             return []
         row, coefficient = yield from self._refine_pick(d, fits)
+        if coefficient <= 0:  # the modelled leaks, resized (float_known), explain it all
+            s.dropped += 1
+            return []
         node = self._ref.candidates[row]
         for k in d.absorbed.get(row, []):
             if k.node_row != row and any(x is k for x in s.known):
@@ -848,6 +865,9 @@ class LeakDetector:
         self._log.append((s.last_t, "relocalised", self._ref.candidates[row], coefficient))
         assert s.bias is not None
         s.bias = s.bias + shift
+        if coefficient <= 0:  # the other modelled leaks, resized (float_known), explain it all: no leak
+            s.known = [k for k in s.known if k is not leak]
+            return []
         jump = float(self._distances(leak.node_row)[row])
         leak.node_row, leak.coefficient = row, coefficient
         (score, confidence, sensors), leak.pending = leak.pending, None
@@ -931,13 +951,17 @@ class LeakDetector:
             for row, probe, grown, base in plan:
                 key = tuple(base)
                 if key not in cache:
-                    cache[key] = yield from self._solve(t, y, base)
+                    cache[key] = e0 = yield from self._solve(t, y, base)
+                    if p.float_known:
+                        d.effects.setdefault(key, {})[index] = yield from self._known_effects(t, y, base, e0)
                 e0 = cache[key]
                 e1 = yield from self._solve(t, y, [*base, (row, grown + probe)])
                 scale = self._flow_scale(e1)
                 u = np.nan_to_num(((y - e0) / scale - s.bias0) / s.sigma)[det]
                 v = np.nan_to_num(((e1 - e0) / scale) / s.sigma)[det]
                 d.unexplained.setdefault(row, {})[index] = u
+                if p.float_known:
+                    d.probe_effects.setdefault(row, {})[index] = v
                 f = fits[row]
                 f[2] += float(u @ u)
                 f[3] += float(u @ v)
@@ -954,6 +978,7 @@ class LeakDetector:
         best by that prediction are re-solved at it. The best of all re-solves is kept.
         """
         p = self.params
+        indices = [i for i in d.samples if i < len(d.readings)]
         ranked = []
         for row, (probe, grown, a, b, c) in fits.items():
             # The misfit is a quadratic in l = total / (grown + probe): the solve it was linearised
@@ -962,13 +987,16 @@ class LeakDetector:
             # matrix's estimate: for a big leak that is far off (the network is not linear over
             # a few L/s), and the true junction lost to a neighbour sized better.
             unit = grown + probe
-            least = max(0.0, b / c) if c > 0 else 0.0
-            linear = a - 2.0 * b * least + c * least**2
-            ranked.append((linear, row, grown, least * unit))
+            base = self._solved_with(d, row)
+            if p.float_known and base and indices and set(indices) <= d.effects.get(tuple(base), {}).keys():
+                linear, total, base, before = self._floated(d, row, base, indices, unit)
+            else:
+                least = max(0.0, b / c) if c > 0 else 0.0
+                linear, total, before = a - 2.0 * b * least + c * least**2, least * unit, None
+            ranked.append((linear, row, total, base, before))
         ranked.sort(key=lambda item: item[0])
-        indices = [i for i in d.samples if i < len(d.readings)]
         samples = self._denoised([d.readings[i] for i in indices])
-        best = (math.inf, ranked[0][1], ranked[0][3])
+        best = (math.inf, ranked[0][1], ranked[0][2])
 
         def misfit(row: int, total: float, base: list[tuple[int, float]]) -> Generator[str, None, np.ndarray]:
             nonlocal best
@@ -979,13 +1007,13 @@ class LeakDetector:
             return out
 
         resize = []
-        for _, row, grown, total in ranked[: p.refine_exact]:
+        for _, row, total, base, before in ranked[: p.refine_exact]:
             if total <= 0:
                 continue
-            base = self._solved_with(d, row)
             solved = yield from misfit(row, total, base)
             # Secant between no new leak and this size: the size that fits best, predicted.
-            before = np.array([d.unexplained[row][i] for i in indices])
+            if before is None:
+                before = np.array([d.unexplained[row][i] for i in indices])
             lam = secant_scale(before, solved)
             if lam is None:
                 continue
@@ -1005,6 +1033,46 @@ class LeakDetector:
             return []
         gone = {id(k) for k in d.absorbed.get(row, [])}
         return [(k.node_row, k.coefficient) for k in self._s.known if id(k) not in gone]
+
+    def _known_effects(self, t: float, y: np.ndarray, base: list[tuple[int, float]],
+                       e0: np.ndarray) -> Generator[str, None, np.ndarray]:
+        """``float_known``: the standardised effect on the readings of doubling each of the modelled
+        leaks ``base`` (one solve each), rows in ``base`` order."""
+        s = self._s
+        assert s.sigma is not None
+        out = np.zeros((len(base), int(self._detect.sum())))
+        for j, (row, coefficient) in enumerate(base):
+            grown = [*base[:j], (row, 2.0 * coefficient), *base[j + 1:]]
+            e = yield from self._solve(t, y, grown)
+            out[j] = np.nan_to_num(((e - e0) / self._flow_scale(e) / s.sigma)[self._detect])
+        return out
+
+    def _floated(self, d: _Detection, row: int, base: list[tuple[int, float]], indices: list[int],
+                 probe_total: float) -> tuple[float, float, list[tuple[int, float]], np.ndarray]:
+        """``float_known``: the candidate leak at ``row`` and the modelled leaks ``base`` sized together
+        where the linearised misfit is least (the candidate >= 0, each modelled leak >= 0).
+
+        Returns ``(misfit, total, base resized, residual before the candidate)``, the residual per sample.
+        """
+        u = np.array([d.unexplained[row][i] for i in indices])
+        v = np.array([d.probe_effects[row][i] for i in indices])
+        w = np.array([d.effects[tuple(base)][i] for i in indices])  # (samples, K, sensors)
+        k = w.shape[1]
+        # minimise |u - x0 v - sum_j xj w_j|**2 with x0 >= 0 (the candidate, in probes) and
+        # xj >= -1 (a modelled leak, in its own size: -1 is gone)
+        cols = np.concatenate([v[:, None, :], w], axis=1).transpose(1, 0, 2).reshape(k + 1, -1)
+        gram = cols @ cols.T
+        target = cols @ u.reshape(-1)
+        low = np.array([0.0] + [-1.0] * k)
+        x = np.zeros(k + 1)
+        for _ in range(200):  # projected coordinate descent: a tiny convex problem
+            for i in range(k + 1):
+                if gram[i, i] > 0:
+                    x[i] = max(low[i], x[i] + (target[i] - gram[i] @ x) / gram[i, i])
+        misfit = float(u.reshape(-1) @ u.reshape(-1) - 2 * target @ x + x @ gram @ x)
+        resized = [(r, c * (1.0 + xj)) for (r, c), xj in zip(base, x[1:], strict=True)]
+        before = u - np.einsum("j,sjn->sn", x[1:], w)
+        return misfit, x[0] * probe_total, resized, before
 
     def _absorbable(self, row: int, t: float) -> list[_KnownLeak]:
         """The modelled leaks a new leak at ``row`` replaces: the one at that junction (it grew),
