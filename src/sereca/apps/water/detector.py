@@ -1059,16 +1059,19 @@ class LeakDetector:
         w = np.array([d.effects[tuple(base)][i] for i in indices])  # (samples, K, sensors)
         k = w.shape[1]
         # minimise |u - x0 v - sum_j xj w_j|**2 with x0 >= 0 (the candidate, in probes) and
-        # xj >= -1 (a modelled leak, in its own size: -1 is gone)
+        # -1 <= xj <= 0 (a modelled leak, in its own size: -1 is gone). A modelled leak may only
+        # shrink: its growth is what the candidate at its own junction models, and were it free
+        # to grow, a near-zero leak anywhere plus that growth would tie with that candidate.
         cols = np.concatenate([v[:, None, :], w], axis=1).transpose(1, 0, 2).reshape(k + 1, -1)
         gram = cols @ cols.T
         target = cols @ u.reshape(-1)
         low = np.array([0.0] + [-1.0] * k)
+        high = np.array([np.inf] + [0.0] * k)
         x = np.zeros(k + 1)
         for _ in range(200):  # projected coordinate descent: a tiny convex problem
             for i in range(k + 1):
                 if gram[i, i] > 0:
-                    x[i] = max(low[i], x[i] + (target[i] - gram[i] @ x) / gram[i, i])
+                    x[i] = min(high[i], max(low[i], x[i] + (target[i] - gram[i] @ x) / gram[i, i]))
         misfit = float(u.reshape(-1) @ u.reshape(-1) - 2 * target @ x + x @ gram @ x)
         resized = [(r, c * (1.0 + xj)) for (r, c), xj in zip(base, x[1:], strict=True)]
         before = u - np.einsum("j,sjn->sn", x[1:], w)
