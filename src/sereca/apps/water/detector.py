@@ -251,9 +251,9 @@ class DetectorParams(BaseModel):
                                       "3 found slightly fewer leaks for as many false alarms (docs/water.md, "
                                       "'Stage M'; 0: single readings everywhere)"))
     float_known: bool = Field(
-        default=False, description=("localisation sizes the modelled leaks afresh with each candidate (linearised, "
-                                    "from zero: repaired, to any size: grown), so what they leave unexplained does "
-                                    "not pull the new leak towards them; costs one solve per modelled leak and time "
+        default=False, description=("localisation re-sizes the modelled leaks with each candidate (linearised, down "
+                                    "to zero for a repaired one, never up: growth is the candidate at their own "
+                                    "junction), so what they leave unexplained does not pull the new leak; costs one solve per modelled leak and time "
                                     "step for each set of them the candidates are solved with (docs/water.md, "
                                     "'After stage M')"))
     min_sigma_pressure: float = Field(default=0.005, gt=0, description="m")
@@ -1050,7 +1050,8 @@ class LeakDetector:
     def _floated(self, d: _Detection, row: int, base: list[tuple[int, float]], indices: list[int],
                  probe_total: float) -> tuple[float, float, list[tuple[int, float]], np.ndarray]:
         """``float_known``: the candidate leak at ``row`` and the modelled leaks ``base`` sized together
-        where the linearised misfit is least (the candidate >= 0, each modelled leak >= 0).
+        where the linearised misfit is least (the candidate >= 0, each modelled leak between zero
+        and its modelled size).
 
         Returns ``(misfit, total, base resized, residual before the candidate)``, the residual per sample.
         """
