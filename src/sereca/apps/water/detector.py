@@ -251,9 +251,9 @@ class DetectorParams(BaseModel):
                                       "3 found slightly fewer leaks for as many false alarms (docs/water.md, "
                                       "'Stage M'; 0: single readings everywhere)"))
     float_known: bool = Field(
-        default=False, description=("localisation re-sizes the modelled leaks with each candidate (linearised, down "
-                                    "to zero for a repaired one, never up: growth is the candidate at their own "
-                                    "junction), so what they leave unexplained does not pull the new leak; costs one solve per modelled leak and time "
+        default=False, description=("localisation re-sizes the modelled leaks with each candidate (linearised, from "
+                                    "zero: repaired, to any size: grown), so what they leave unexplained does not "
+                                    "pull the new leak; experimental, with a known flaw for leaks that grew; costs one solve per modelled leak and time "
                                     "step for each set of them the candidates are solved with (docs/water.md, "
                                     "'After stage M')"))
     min_sigma_pressure: float = Field(default=0.005, gt=0, description="m")
@@ -1050,8 +1050,7 @@ class LeakDetector:
     def _floated(self, d: _Detection, row: int, base: list[tuple[int, float]], indices: list[int],
                  probe_total: float) -> tuple[float, float, list[tuple[int, float]], np.ndarray]:
         """``float_known``: the candidate leak at ``row`` and the modelled leaks ``base`` sized together
-        where the linearised misfit is least (the candidate >= 0, each modelled leak between zero
-        and its modelled size).
+        where the linearised misfit is least (the candidate >= 0, each modelled leak >= 0).
 
         Returns ``(misfit, total, base resized, residual before the candidate)``, the residual per sample.
         """
@@ -1060,19 +1059,19 @@ class LeakDetector:
         w = np.array([d.effects[tuple(base)][i] for i in indices])  # (samples, K, sensors)
         k = w.shape[1]
         # minimise |u - x0 v - sum_j xj w_j|**2 with x0 >= 0 (the candidate, in probes) and
-        # -1 <= xj <= 0 (a modelled leak, in its own size: -1 is gone). A modelled leak may only
-        # shrink: its growth is what the candidate at its own junction models, and were it free
-        # to grow, a near-zero leak anywhere plus that growth would tie with that candidate.
+        # xj >= -1 (a modelled leak, in its own size: -1 is gone). Known flaw: a modelled leak that
+        # grew is explained as well by a near-zero leak anywhere plus that growth, so the junction
+        # named for it is arbitrary (docs/water.md, "After stage M"; letting modelled leaks only
+        # shrink mends that but lost the measured gain).
         cols = np.concatenate([v[:, None, :], w], axis=1).transpose(1, 0, 2).reshape(k + 1, -1)
         gram = cols @ cols.T
         target = cols @ u.reshape(-1)
         low = np.array([0.0] + [-1.0] * k)
-        high = np.array([np.inf] + [0.0] * k)
         x = np.zeros(k + 1)
         for _ in range(200):  # projected coordinate descent: a tiny convex problem
             for i in range(k + 1):
                 if gram[i, i] > 0:
-                    x[i] = min(high[i], max(low[i], x[i] + (target[i] - gram[i] @ x) / gram[i, i]))
+                    x[i] = max(low[i], x[i] + (target[i] - gram[i] @ x) / gram[i, i])
         misfit = float(u.reshape(-1) @ u.reshape(-1) - 2 * target @ x + x @ gram @ x)
         resized = [(r, c * (1.0 + xj)) for (r, c), xj in zip(base, x[1:], strict=True)]
         before = u - np.einsum("j,sjn->sn", x[1:], w)
