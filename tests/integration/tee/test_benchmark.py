@@ -25,4 +25,4 @@ def test_attest_benchmark_json() -> None:
     for key in ("dcap_verify_per_s", "sim_verify_per_s", "dcap_qvl_raw_per_s", "dcap_ratio"):
         assert result[key] > 0
     assert result["dcap_ratio"] >= 0.35, result  # the wrapper costing more than raw dcap-qvl itself
-    assert result["sim_verify_per_s"] >= 50, result  # the CAS needs 100 activations/s: well above, unloaded
+    assert result["sim_verify_per_s"] >= 100, result  # the CAS needs 100 activations/s including everything else

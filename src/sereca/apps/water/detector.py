@@ -44,10 +44,10 @@ Method (details, parameters and measured quality in docs/water.md):
    value there plus the residual averaged over that many steps either side
    (measurement noise, not the model, is what places a lone small leak
    hundreds of metres off). With ``float_known`` (off by default) the modelled
-   leaks are re-sized with each candidate (per time step one more solve per
-   modelled leak: the residual is taken as linear in each size too, down to
-   zero for a repaired one), so what they leave unexplained does not pull
-   the new leak towards them.
+   leaks are re-sized with each candidate (per time step and set of modelled
+   leaks the candidates are solved with, one more solve per modelled leak: the
+   residual is taken as linear in each size too, down to zero for a repaired
+   one), so what they leave unexplained does not pull the new leak towards them.
 5. **Known leaks join the model.** A localised leak becomes an EPANET emitter
    at its junction, sized from the residual, so the model predicts how its
    effect swings with demand over the day; CUSUMs are frozen for ``holdoff``
@@ -253,9 +253,9 @@ class DetectorParams(BaseModel):
     float_known: bool = Field(
         default=False, description=("localisation re-sizes the modelled leaks with each candidate (linearised, from "
                                     "zero: repaired, to any size: grown), so what they leave unexplained does not "
-                                    "pull the new leak; experimental, with a known flaw for leaks that grew; costs one solve per modelled leak and time "
-                                    "step for each set of them the candidates are solved with (docs/water.md, "
-                                    "'After stage M')"))
+                                    "pull the new leak; experimental, with a known flaw for leaks that grew; costs "
+                                    "one solve per modelled leak and time step for each set of them the candidates "
+                                    "are solved with (docs/water.md, 'After stage M')"))
     min_sigma_pressure: float = Field(default=0.005, gt=0, description="m")
     min_sigma_flow: float = Field(default=0.001, gt=0, description="relative (flow residuals are relative)")
     flow_scale_floor: float = Field(default=1.0, gt=0, description="L/s added to |flow| when scaling residuals")
@@ -951,9 +951,9 @@ class LeakDetector:
             for row, probe, grown, base in plan:
                 key = tuple(base)
                 if key not in cache:
-                    cache[key] = e0 = yield from self._solve(t, y, base)
+                    cache[key] = yield from self._solve(t, y, base)
                     if p.float_known:
-                        d.effects.setdefault(key, {})[index] = yield from self._known_effects(t, y, base, e0)
+                        d.effects.setdefault(key, {})[index] = yield from self._known_effects(t, y, base, cache[key])
                 e0 = cache[key]
                 e1 = yield from self._solve(t, y, [*base, (row, grown + probe)])
                 scale = self._flow_scale(e1)
