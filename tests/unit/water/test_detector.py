@@ -309,13 +309,18 @@ def _detection(detector: LeakDetector, samples, known: list[tuple[int, float]]):
                       samples=[12, 15, 18, 21])
 
 
-def test_known_leak_that_grew_is_sized_as_a_whole(net3, leaky, cache_dir: Path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("float_known", [False, True])
+def test_known_leak_that_grew_is_sized_as_a_whole(  # type: ignore[no-untyped-def]
+        net3, leaky, cache_dir: Path, float_known: bool) -> None:
     # The linearised misfit of a known leak's junction scales the whole emitter (known + probe):
-    # its best size is the whole leak, however small the probe the residual suggested.
+    # its best size is the whole leak, however small the probe the residual suggested. With
+    # float_known, a near-zero leak anywhere plus the known leak grown fits as well: the known
+    # leak's own junction must still win.
     from sereca.apps.water.localise_joint import run_steps
 
     full = 1.0  # (L/s)/m**0.5: 6.3 L/s at 40 m
-    with LeakDetector.from_network(net3, NET3_SENSORS, PARAMS, cache_dir=cache_dir) as detector:
+    params = PARAMS.model_copy(update={"float_known": float_known})
+    with LeakDetector.from_network(net3, NET3_SENSORS, params, cache_dir=cache_dir) as detector:
         row, samples = _readings_with_leak_at(detector, leaky[leaky.index < LEAK.start], "143", full)
         d = _detection(detector, samples, [(row, 0.5 * full)])
         partial = 0.05 * detector._signatures()[row]  # a faint residual: a small probe
@@ -358,15 +363,16 @@ def test_new_leak_replaces_a_young_small_one_modelled_near_it(  # type: ignore[n
     assert [a.node for a in alarms] == ["143"]
 
 
+@pytest.mark.parametrize("float_known", [False, True])
 @pytest.mark.parametrize("known_fraction, alarmed", [(0.8, False), (0.2, True)])
 def test_merged_alarm_counts_what_the_detection_adds(net3, leaky, cache_dir: Path,  # type: ignore[no-untyped-def]
-                                                    known_fraction: float, alarmed: bool) -> None:
+                                                    known_fraction: float, alarmed: bool, float_known: bool) -> None:
     # A modelled leak that grew by a little is its steady growth, not news, even when it is big
     # by now; grown by a lot, it is alarmed.
     from sereca.apps.water.localise_joint import run_steps
 
     full = 1.0
-    params = PARAMS.model_copy(update={"merged_alarm_lps": 0.5 * full * np.sqrt(40.0)})
+    params = PARAMS.model_copy(update={"merged_alarm_lps": 0.5 * full * np.sqrt(40.0), "float_known": float_known})
     with LeakDetector.from_network(net3, NET3_SENSORS, params, cache_dir=cache_dir) as detector:
         row, samples = _readings_with_leak_at(detector, leaky[leaky.index < LEAK.start], "143", full)
         d = _detection(detector, samples, [(row, known_fraction * full)])
@@ -376,9 +382,10 @@ def test_merged_alarm_counts_what_the_detection_adds(net3, leaky, cache_dir: Pat
     assert [a.node for a in alarms] == (["143"] if alarmed else [])
 
 
+@pytest.mark.parametrize("float_known", [False, True])
 @pytest.mark.parametrize("alarmed_elsewhere", [False, True])
 def test_small_merged_detection_is_alarmed_away_from_the_known_leaks_alarm(  # type: ignore[no-untyped-def]
-        net3, leaky, cache_dir: Path, alarmed_elsewhere: bool) -> None:
+        net3, leaky, cache_dir: Path, alarmed_elsewhere: bool, float_known: bool) -> None:
     # A detection that grows a known leak by a little is that leak's growth, unless the known
     # leak was alarmed somewhere else: then the place is news (a second leak beside the first).
     from sereca.apps.water.localise_joint import run_steps
@@ -389,7 +396,8 @@ def test_small_merged_detection_is_alarmed_away_from_the_known_leaks_alarm(  # t
         d = _detection(detector, samples, [(row, 0.8 * full)])
         dist = detector._distances(row)
         neighbour = int(np.argmin(np.where(dist > 0, dist, np.inf)))
-        detector.params = PARAMS.model_copy(update={"repeat_radius": float(dist[neighbour]) / 2})
+        detector.params = PARAMS.model_copy(update={"repeat_radius": float(dist[neighbour]) / 2,
+                                                    "float_known": float_known})
         detector._s.known[0].alarm_row = neighbour if alarmed_elsewhere else row
         alarms = run_steps(detector._localise(d, np.mean(d.z_rows, axis=0)[detector._detect]))
         assert detector.status()["merged_detections"] == 1

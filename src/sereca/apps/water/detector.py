@@ -256,6 +256,10 @@ class DetectorParams(BaseModel):
                                     "pull the new leak; experimental, with a known flaw for leaks that grew; costs "
                                     "one solve per modelled leak and time step for each set of them the candidates "
                                     "are solved with (docs/water.md, 'After stage M')"))
+    growth_margin: float = Field(
+        default=4.0, ge=0, description=("float_known: a modelled leak's own junction is named when its exact misfit is "
+                                        "within this much (squared standardised residuals) of the best: a new leak "
+                                        "elsewhere must explain the readings better than that leak's growth does"))
     min_sigma_pressure: float = Field(default=0.005, gt=0, description="m")
     min_sigma_flow: float = Field(default=0.001, gt=0, description="relative (flow residuals are relative)")
     flow_scale_floor: float = Field(default=1.0, gt=0, description="L/s added to |flow| when scaling residuals")
@@ -996,14 +1000,13 @@ class LeakDetector:
             ranked.append((linear, row, total, base, before))
         ranked.sort(key=lambda item: item[0])
         samples = self._denoised([d.readings[i] for i in indices])
-        best = (math.inf, ranked[0][1], ranked[0][2])
+        exact: dict[int, tuple[float, float]] = {}  # row -> (least exact misfit, total there)
 
         def misfit(row: int, total: float, base: list[tuple[int, float]]) -> Generator[str, None, np.ndarray]:
-            nonlocal best
             out = yield from self._residuals(samples, [*base, (row, total)])
             sse = float(np.sum(out**2))
-            if sse < best[0]:
-                best = (sse, row, total)
+            if sse < exact.get(row, (math.inf, 0.0))[0]:
+                exact[row] = (sse, total)
             return out
 
         resize = []
@@ -1024,7 +1027,28 @@ class LeakDetector:
         resize.sort(key=lambda item: item[0])
         for _, row, total, base in resize[: p.refine_resize]:
             yield from misfit(row, total, base)
-        return best[1], best[2]
+        for row, total, base in self._grown_by(d, ranked):
+            yield from misfit(row, total, base)
+        if not exact:
+            return ranked[0][1], ranked[0][2]
+        best = min(exact, key=lambda row: exact[row][0])
+        if p.float_known:
+            # A near-zero leak anywhere plus a modelled leak's growth fits as well as that growth
+            # alone (and a little noise better): a modelled leak's own junction wins such ties.
+            own = [row for row in exact if row in {k.node_row for k in self._s.known}
+                   and exact[row][0] <= exact[best][0] + p.growth_margin]
+            best = min(own, key=lambda row: exact[row][0], default=best)
+        return best, exact[best][1]
+
+    def _grown_by(self, d: _Detection, ranked: list) -> list[tuple[int, float, list[tuple[int, float]]]]:  # type: ignore[type-arg]
+        """``float_known``: each modelled leak the best candidate's fit grew, as a candidate of its own:
+        ``(its junction, its grown size, the other modelled leaks as that fit sized them)``, so that
+        its growth alone is re-solved exactly beside the candidates."""
+        if not self.params.float_known or not ranked or ranked[0][4] is None:
+            return []
+        _, row, _, resized, _ = ranked[0]
+        return [(r, c, resized[:j] + resized[j + 1:])
+                for j, ((r, c), (_, c0)) in enumerate(zip(resized, self._solved_with(d, row), strict=True)) if c > c0]
 
     def _solved_with(self, d: _Detection, row: int) -> list[tuple[int, float]]:
         """The modelled leaks a candidate leak at ``row`` is solved with (in :meth:`_refine` and
