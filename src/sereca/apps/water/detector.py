@@ -47,7 +47,9 @@ Method (details, parameters and measured quality in docs/water.md):
    leaks are re-sized with each candidate (per time step and set of modelled
    leaks the candidates are solved with, one more solve per modelled leak: the
    residual is taken as linear in each size too, down to zero for a repaired
-   one), so what they leave unexplained does not pull the new leak towards them.
+   one), so what they leave unexplained does not pull the new leak towards them;
+   a modelled leak that grew is then also re-solved grown alone, and its own
+   junction is named when that fits within ``growth_margin`` of the best.
 5. **Known leaks join the model.** A localised leak becomes an EPANET emitter
    at its junction, sized from the residual, so the model predicts how its
    effect swings with demand over the day; CUSUMs are frozen for ``holdoff``
@@ -253,7 +255,7 @@ class DetectorParams(BaseModel):
     float_known: bool = Field(
         default=False, description=("localisation re-sizes the modelled leaks with each candidate (linearised, from "
                                     "zero: repaired, to any size: grown), so what they leave unexplained does not "
-                                    "pull the new leak; experimental, with a known flaw for leaks that grew; costs "
+                                    "pull the new leak (a leak that grew: see growth_margin); costs "
                                     "one solve per modelled leak and time step for each set of them the candidates "
                                     "are solved with (docs/water.md, 'After stage M')"))
     growth_margin: float = Field(
@@ -1083,10 +1085,9 @@ class LeakDetector:
         w = np.array([d.effects[tuple(base)][i] for i in indices])  # (samples, K, sensors)
         k = w.shape[1]
         # minimise |u - x0 v - sum_j xj w_j|**2 with x0 >= 0 (the candidate, in probes) and
-        # xj >= -1 (a modelled leak, in its own size: -1 is gone). Known flaw: a modelled leak that
-        # grew is explained as well by a near-zero leak anywhere plus that growth, so the junction
-        # named for it is arbitrary (docs/water.md, "After stage M"; letting modelled leaks only
-        # shrink mends that but lost the measured gain).
+        # xj >= -1 (a modelled leak, in its own size: -1 is gone). A modelled leak that grew is
+        # explained as well by a near-zero leak anywhere plus that growth: _refine_pick re-solves
+        # the growth alone too and names the leak's own junction on a near tie (growth_margin).
         cols = np.concatenate([v[:, None, :], w], axis=1).transpose(1, 0, 2).reshape(k + 1, -1)
         gram = cols @ cols.T
         target = cols @ u.reshape(-1)
