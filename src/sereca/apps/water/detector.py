@@ -1002,6 +1002,7 @@ class LeakDetector:
             ranked.append((linear, row, total, base, before))
         ranked.sort(key=lambda item: item[0])
         samples = self._denoised([d.readings[i] for i in indices])
+        grown = self._grown_by(d, ranked)  # now: other jobs may change the modelled leaks meanwhile
         exact: dict[int, tuple[float, float]] = {}  # row -> (least exact misfit, total there)
 
         def misfit(row: int, total: float, base: list[tuple[int, float]]) -> Generator[str, None, np.ndarray]:
@@ -1029,7 +1030,7 @@ class LeakDetector:
         resize.sort(key=lambda item: item[0])
         for _, row, total, base in resize[: p.refine_resize]:
             yield from misfit(row, total, base)
-        for row, total, base in self._grown_by(d, ranked):
+        for row, total, base in grown:
             yield from misfit(row, total, base)
         if not exact:
             return ranked[0][1], ranked[0][2]
