@@ -330,6 +330,25 @@ def test_known_leak_that_grew_is_sized_as_a_whole(  # type: ignore[no-untyped-de
     assert coefficient == pytest.approx(full, rel=0.05)
 
 
+def test_floating_pick_survives_the_modelled_leaks_changing_meanwhile(  # type: ignore[no-untyped-def]
+        net3, leaky, cache_dir: Path) -> None:
+    # Other jobs run between a localisation's solves and may add or drop modelled leaks: the pick
+    # works on the modelled leaks as they were when it ranked the candidates.
+    from sereca.apps.water.detector import _KnownLeak
+    from sereca.apps.water.localise_joint import run_steps
+
+    params = PARAMS.model_copy(update={"float_known": True})
+    with LeakDetector.from_network(net3, NET3_SENSORS, params, cache_dir=cache_dir) as detector:
+        row, samples = _readings_with_leak_at(detector, leaky[leaky.index < LEAK.start], "143", 1.0)
+        d = _detection(detector, samples, [(row, 0.5)])
+        fits = run_steps(detector._refine(d, 0.05 * detector._signatures()[row]))
+        pick = detector._refine_pick(d, fits)
+        next(pick)
+        detector._s.known.append(_KnownLeak(node_row=(row + 1) % len(detector._ref.candidates), coefficient=0.2, alarm_time=0.0))
+        picked, coefficient = run_steps(pick)
+    assert picked == row and coefficient == pytest.approx(1.0, rel=0.05)
+
+
 @pytest.mark.parametrize("absorb", [False, True])
 def test_new_leak_replaces_a_young_small_one_modelled_near_it(  # type: ignore[no-untyped-def]
         net3, leaky, cache_dir: Path, absorb: bool) -> None:
