@@ -401,6 +401,23 @@ def test_merged_alarm_counts_what_the_detection_adds(net3, leaky, cache_dir: Pat
     assert [a.node for a in alarms] == (["143"] if alarmed else [])
 
 
+@pytest.mark.parametrize("max_lps, alarmed", [(7.0, True), (6.0, False), (0.0, True)])
+def test_merged_detection_sized_big_is_not_alarmed(  # type: ignore[no-untyped-def]
+        net3, leaky, cache_dir: Path, max_lps: float, alarmed: bool) -> None:
+    # A known leak grown from 1.3 to 6.3 L/s adds 5 L/s (>= merged_alarm_lps): alarmed, unless
+    # the leak is merged_alarm_max_lps or bigger (a big leak's model error is what gets detected).
+    from sereca.apps.water.localise_joint import run_steps
+
+    params = PARAMS.model_copy(update={"merged_alarm_lps": 3.0, "merged_alarm_max_lps": max_lps})
+    with LeakDetector.from_network(net3, NET3_SENSORS, params, cache_dir=cache_dir) as detector:
+        row, samples = _readings_with_leak_at(detector, leaky[leaky.index < LEAK.start], "143", 1.0)
+        d = _detection(detector, samples, [(row, 0.2)])
+        alarms = run_steps(detector._localise(d, np.mean(d.z_rows, axis=0)[detector._detect]))
+        assert detector.status()["merged_detections"] == 1
+    assert [a.node for a in alarms] == (["143"] if alarmed else [])
+    assert all(6.0 < a.size_lps < 7.0 for a in alarms)
+
+
 @pytest.mark.parametrize("float_known", [False, True])
 @pytest.mark.parametrize("alarmed_elsewhere", [False, True])
 def test_small_merged_detection_is_alarmed_away_from_the_known_leaks_alarm(  # type: ignore[no-untyped-def]

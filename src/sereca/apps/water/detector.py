@@ -57,7 +57,8 @@ Method (details, parameters and measured quality in docs/water.md):
    A later detection that localises within ``merge_distance`` of a known leak
    is the same leak growing (incipient): its size is increased, no new alarm
    unless it adds ``merged_alarm_lps`` (``merged_elsewhere_lps`` when it localised
-   away from where that leak was alarmed). No alarm within ``repeat_radius`` of one
+   away from where that leak was alarmed), and never when it is sized
+   ``merged_alarm_max_lps`` or more (a big leak's own model error). No alarm within ``repeat_radius`` of one
    raised in the last ``repeat_window``. A new leak smaller than ``confirm_below_lps``
    is modelled at once but alarmed only after ``relocalise_after``, localised again
    from scratch on the last ``refit_window`` of readings with itself left out of the
@@ -194,6 +195,11 @@ class DetectorParams(BaseModel):
         default=5.0, ge=0, description=("L/s at 40 m: a detection that joins the modelled leaks (near a known one, "
                                         "or explained by re-fitting them) is still alarmed when it adds this much "
                                         "(at a known leak's junction: that leak's growth; 0: never)"))
+    merged_alarm_max_lps: float = Field(
+        default=20.0, ge=0, description=("L/s at 40 m: a detection that joins the modelled leaks and is sized this much or "
+                                         "more (with the known leak at its junction) is never alarmed: near a leak this "
+                                         "big, the model's own error (not linear over its size) is what gets detected; "
+                                         "36 of 40 such alarms were false (docs/water.md, 'Stage O'; 0: no limit)"))
     merged_elsewhere_lps: float = Field(
         default=1.0, ge=0, description=("L/s at 40 m: a detection merged into a known leak but localised more than "
                                         "repeat_radius from where that leak was alarmed is alarmed when it adds "
@@ -765,6 +771,8 @@ class LeakDetector:
             smaller one at a place not alarmed yet."""
             s.merged += 1
             lps = _lps(added)
+            if 0 < p.merged_alarm_max_lps <= _lps(coefficient):
+                return moved
             if 0 < p.merged_alarm_lps <= lps or (elsewhere and 0 < p.merged_elsewhere_lps <= lps):
                 return [*moved, self._alarm(s.last_t, row, coefficient, d.score, confidence, d.sensors)]  # now
             return moved
