@@ -43,7 +43,7 @@ Method (details, parameters and measured quality in docs/water.md):
    default) each of those time steps reads the pressures denoised: the model's
    value there plus the residual averaged over that many steps either side
    (measurement noise, not the model, is what places a lone small leak
-   hundreds of metres off). With ``float_known`` (off by default) the modelled
+   hundreds of metres off). With ``float_known`` (on by default) the modelled
    leaks are re-sized with each candidate (per time step and set of modelled
    leaks the candidates are solved with, one more solve per modelled leak: the
    residual is taken as linear in each size too, down to zero for a repaired
@@ -245,7 +245,7 @@ class DetectorParams(BaseModel):
         default=3, ge=0, description=("of those, the best (by the misfit the secant through that re-solve predicts) "
                                       "re-solved again at the secant's size; the best of all re-solves is the location"))
     work_budget: int = Field(
-        default=16, ge=1,
+        default=24, ge=1,
         description=("EPANET solves per time step for the heavy work (localisation re-solves, joint re-fits), "
                      "besides the step's own solve: that work runs as jobs spread over the following steps, "
                      "so no update() costs more than ~(1 + work_budget) solves and results do not depend "
@@ -259,7 +259,7 @@ class DetectorParams(BaseModel):
                                       "3 found slightly fewer leaks for as many false alarms (docs/water.md, "
                                       "'Stage M'; 0: single readings everywhere)"))
     float_known: bool = Field(
-        default=False, description=("localisation re-sizes the modelled leaks with each candidate (linearised, from "
+        default=True, description=("localisation re-sizes the modelled leaks with each candidate (linearised, from "
                                     "zero: repaired, to any size: grown), so what they leave unexplained does not "
                                     "pull the new leak (a leak that grew: see growth_margin); costs "
                                     "one solve per modelled leak and time step for each set of them the candidates "
