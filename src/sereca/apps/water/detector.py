@@ -199,7 +199,7 @@ class DetectorParams(BaseModel):
         default=20.0, ge=0, description=("L/s at 40 m: a detection that joins the modelled leaks and is sized this much or "
                                          "more (with the known leak at its junction) is never alarmed: near a leak this "
                                          "big, the model's own error (not linear over its size) is what gets detected; "
-                                         "36 of 40 such alarms were false (docs/water.md, 'Stage O'; 0: no limit)"))
+                                         "37 of 41 such alarms were false (docs/water.md, 'Stage O'; 0: no limit)"))
     merged_elsewhere_lps: float = Field(
         default=1.0, ge=0, description=("L/s at 40 m: a detection merged into a known leak but localised more than "
                                         "repeat_radius from where that leak was alarmed is alarmed when it adds "
