@@ -58,8 +58,8 @@ Method (details, parameters and measured quality in docs/water.md):
    is the same leak growing (incipient): its size is increased, no new alarm
    unless it adds ``merged_alarm_lps`` (``merged_elsewhere_lps`` when it localised
    away from where that leak was alarmed), and never when it is sized
-   ``merged_alarm_max_lps`` or more (a big leak's own model error). No alarm within ``repeat_radius`` of one
-   raised in the last ``repeat_window``. A new leak smaller than ``confirm_below_lps``
+   ``merged_alarm_max_lps`` or more (a big leak's own model error). No alarm
+   within ``repeat_radius`` of one raised in the last ``repeat_window``. A new leak smaller than ``confirm_below_lps``
    is modelled at once but alarmed only after ``relocalise_after``, localised again
    from scratch on the last ``refit_window`` of readings with itself left out of the
    model, where that puts it; not at all when that is more than ``relocalise_jump``
@@ -124,6 +124,9 @@ def _lps(coefficient: float) -> float:
 SOLVE = "solve"
 WAIT = "wait"
 Steps = Generator[str, None, Any]
+# A localisation candidate as _refine_pick ranks it: (linearised misfit, row, total size, the modelled
+# leaks it is solved with, its residual before it per sample: None unless float_known re-sized them).
+_Ranked = tuple[float, int, float, list[tuple[int, float]], np.ndarray | None]
 
 
 class DetectorParams(BaseModel):
@@ -993,7 +996,7 @@ class LeakDetector:
         """
         p = self.params
         indices = [i for i in d.samples if i < len(d.readings)]
-        ranked = []
+        ranked: list[_Ranked] = []
         for row, (probe, grown, a, b, c) in fits.items():
             # The misfit is a quadratic in l = total / (grown + probe): the solve it was linearised
             # on had the leak at its full size (a known leak's emitter included), so l scales all
@@ -1046,12 +1049,12 @@ class LeakDetector:
         if p.float_known:
             # A near-zero leak anywhere plus a modelled leak's growth fits as well as that growth
             # alone (and a little noise better): a modelled leak's own junction wins such ties.
-            own = [row for row in exact if row in {k.node_row for k in self._s.known}
-                   and exact[row][0] <= exact[best][0] + p.growth_margin]
+            known_rows = {k.node_row for k in self._s.known}
+            own = [row for row in exact if row in known_rows and exact[row][0] <= exact[best][0] + p.growth_margin]
             best = min(own, key=lambda row: exact[row][0], default=best)
         return best, exact[best][1]
 
-    def _grown_by(self, d: _Detection, ranked: list) -> list[tuple[int, float, list[tuple[int, float]]]]:  # type: ignore[type-arg]
+    def _grown_by(self, d: _Detection, ranked: list[_Ranked]) -> list[tuple[int, float, list[tuple[int, float]]]]:
         """``float_known``: each modelled leak the best candidate's fit grew, as a candidate of its own:
         ``(its junction, its grown size, the other modelled leaks as that fit sized them)``, so that
         its growth alone is re-solved exactly beside the candidates."""
