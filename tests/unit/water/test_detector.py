@@ -193,13 +193,15 @@ def test_job_result_applied_when_it_finishes(net3, cache_dir: Path) -> None:  # 
 def test_detection_joining_modelled_leaks_is_alarmed_from_a_size(net3, cache_dir: Path) -> None:  # type: ignore[no-untyped-def]
     # A second big leak near the first (merge_distance stretched for Net3's long pipes) joins
     # the model; merged_alarm_lps decides whether it is alarmed as well (merged_elsewhere_lps,
-    # the smaller step alarmed away from the first leak's alarm, is off to test that alone).
+    # the smaller step alarmed away from the first leak's alarm, is off to test that alone; so is
+    # merged_alarm_max_lps: Net3's 5 cm leaks are far bigger than its L-Town-sized limit).
     second = Leak(pipe="129", start="2d 2h", diameter=0.05)
     readings = simulate(net3, [LEAK, second], NET3_SENSORS, days=3, seed=11).readings
     runs = {}
     for lps in (0.0, 1.5):
         params = PARAMS.model_copy(update={"merge_distance": 1500.0, "merged_alarm_lps": lps,
-                                           "merged_elsewhere_lps": 0.0, "horizon": 3 * 86400.0})
+                                           "merged_elsewhere_lps": 0.0, "merged_alarm_max_lps": 0.0,
+                                           "horizon": 3 * 86400.0})
         with LeakDetector.from_network(net3, NET3_SENSORS, params, cache_dir=cache_dir) as detector:
             runs[lps] = (detector.run(readings), detector.status(), list(detector._log))
     silent, loud = runs[0.0], runs[1.5]
