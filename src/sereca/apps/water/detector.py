@@ -202,7 +202,7 @@ class DetectorParams(BaseModel):
         default=20.0, ge=0, description=("L/s at 40 m: a detection that joins the modelled leaks and is sized this much or "
                                          "more (with the known leak at its junction) is never alarmed: near a leak this "
                                          "big, the model's own error (not linear over its size) is what gets detected; "
-                                         "37 of 41 such alarms were false (docs/water.md, 'Stage O'; 0: no limit)"))
+                                         "37 of 41 such alarms were false (docs/water-stages.md, 'Stage O'; 0: no limit)"))
     merged_elsewhere_lps: float = Field(
         default=1.0, ge=0, description=("L/s at 40 m: a detection merged into a known leak but localised more than "
                                         "repeat_radius from where that leak was alarmed is alarmed when it adds "
@@ -229,7 +229,7 @@ class DetectorParams(BaseModel):
     confirmed_alarms: bool = Field(
         default=True, description=("False: a small new leak (confirm_below_lps) is modelled but never alarmed, also "
                                    "when a re-fit keeps it (its place then counts as alarmed for merged detections "
-                                   "and relocations): precision before recall (docs/water.md, 'After stage I')"))
+                                   "and relocations): precision before recall (docs/water-stages.md, 'After stage I')"))
     absorb_radius: float = Field(
         default=800.0, ge=0, description=("m: a new leak localised this close to a young small modelled leak replaces "
                                         "it (a growing leak first placed off, found again bigger; 0: never)"))
@@ -259,14 +259,14 @@ class DetectorParams(BaseModel):
                                       "the residual averaged over this many steps either side (the same modelled "
                                       "leaks): the leak's effect hardly changes in minutes, the noise averages out; "
                                       "localising a small leak again averages up to half-way to the next time step. "
-                                      "3 found slightly fewer leaks for as many false alarms (docs/water.md, "
+                                      "3 found slightly fewer leaks for as many false alarms (docs/water-stages.md, "
                                       "'Stage M'; 0: single readings everywhere)"))
     float_known: bool = Field(
         default=True, description=("localisation re-sizes the modelled leaks with each candidate (linearised, from "
                                     "zero: repaired, to any size: grown), so what they leave unexplained does not "
                                     "pull the new leak (a leak that grew: see growth_margin); costs "
                                     "one solve per modelled leak and time step for each set of them the candidates "
-                                    "are solved with (docs/water.md, 'After stage M')"))
+                                    "are solved with (docs/water-stages.md, 'After stage M')"))
     growth_margin: float = Field(
         default=4.0, ge=0, description=("float_known: a modelled leak's own junction is named when its exact misfit is "
                                         "within this much (squared standardised residuals) of the best: a new leak "
@@ -859,7 +859,7 @@ class LeakDetector:
         few hours cannot), with itself left out of the model; move it there, and alarm it there,
         unless that is more than ``relocalise_jump`` from where it was: two localisations that far
         apart say the readings cannot place it (all 12 such alarms in the runs the rule was read
-        from were false: docs/water.md, "Stage L").
+        from were false: docs/water-stages.md, "Stage L").
 
         Dropped if the modelled leaks changed meanwhile (the periodic re-fit then confirms it).
         """
@@ -1138,7 +1138,7 @@ class LeakDetector:
         ``k`` (default ``denoise_steps``) steps either side that had the same modelled leaks.
 
         The leak's effect hardly changes within minutes; the 2 cm noise of a single reading is
-        what places a small leak hundreds of metres off (docs/water.md, "Stage M"). Pressures
+        what places a small leak hundreds of metres off (docs/water-stages.md, "Stage M"). Pressures
         only: levels and pump flows are the model's boundary conditions, not evidence. A sample
         no longer in the recent history is left as it is.
         """
