@@ -60,9 +60,9 @@ Method (details, parameters and measured quality in docs/water.md):
    away from where that leak was alarmed), and never when it is sized
    ``merged_alarm_max_lps`` or more (a big leak's own model error). No alarm
    within ``repeat_radius`` of one raised in the last ``repeat_window``. A new
-   leak smaller than ``confirm_below_lps`` is modelled at once but alarmed only after ``relocalise_after``, localised again
-   from scratch on the last ``refit_window`` of readings with itself left out of the
-   model, where that puts it; not at all when that is more than ``relocalise_jump``
+   leak smaller than ``confirm_below_lps`` is modelled at once but alarmed only
+   after ``relocalise_after``, localised again from scratch on the last
+   ``refit_window`` of readings with itself left out of the model, where that puts it; not at all when that is more than ``relocalise_jump``
    from where it was modelled (``relocalise_after`` 0: when the next periodic re-fit
    keeps it, where the re-fit puts it).
 6. **Joint re-fit of the modelled leaks** (:mod:`~sereca.apps.water.localise_joint`),
@@ -973,8 +973,9 @@ class LeakDetector:
                         d.effects.setdefault(key, {})[index] = yield from self._known_effects(t, y, base, cache[key])
                 e0 = cache[key]
                 e1 = yield from self._solve(t, y, [*base, (row, grown + probe)])
-                u = np.nan_to_num(((y - e0) / self._flow_scale(e1) - s.bias0) / s.sigma)[det]
-                v = self._effect(e1, e0)
+                scale = self._flow_scale(e1)
+                u = np.nan_to_num(((y - e0) / scale - s.bias0) / s.sigma)[det]
+                v = self._effect(e1, e0, scale)
                 d.unexplained.setdefault(row, {})[index] = u
                 if p.float_known:
                     d.probe_effects.setdefault(row, {})[index] = v
@@ -1081,10 +1082,12 @@ class LeakDetector:
             out[j] = self._effect((yield from self._solve(t, y, grown)), e0)
         return out
 
-    def _effect(self, e: np.ndarray, e0: np.ndarray) -> np.ndarray:
-        """The standardised change of the detecting sensors' readings from solve ``e0`` to solve ``e``."""
+    def _effect(self, e: np.ndarray, e0: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
+        """The standardised change of the detecting sensors' readings from solve ``e0`` to solve ``e``
+        (``scale``: ``_flow_scale(e)``, when the caller has it already)."""
         assert self._s.sigma is not None
-        return np.nan_to_num((e - e0) / self._flow_scale(e) / self._s.sigma)[self._detect]
+        scale = self._flow_scale(e) if scale is None else scale
+        return np.nan_to_num((e - e0) / scale / self._s.sigma)[self._detect]
 
     def _floated(self, d: _Detection, row: int, base: list[tuple[int, float]], indices: list[int],
                  probe_total: float) -> tuple[float, float, list[tuple[int, float]], np.ndarray]:
