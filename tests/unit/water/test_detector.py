@@ -640,3 +640,32 @@ def test_repeat_alarms_near_a_recent_one_are_withheld(net3, cache_dir: Path) -> 
         assert raised(7200.0, far)  # elsewhere
         assert raised(90000.0, near)  # a day on, the place is news again
         assert detector.status()["repeat_alarms_withheld"] == 1
+
+
+def test_bounded_least_squares_matches_scipy_on_a_batch_with_active_bounds() -> None:
+    """The batched coordinate descent that sizes a candidate with the modelled leaks finds each
+    problem's constrained minimum, bounds active or not, and leaves a problem with an all-zero
+    column at 0 there."""
+    from scipy.optimize import lsq_linear
+
+    from sereca.apps.water.detector import _bounded_least_squares
+
+    rng = np.random.default_rng(7)
+    low = np.array([0.0, -1.0, -1.0])
+    designs = [rng.normal(size=(40, 3)) for _ in range(12)]
+    designs[0][:, 2] = 0.0  # a modelled leak the readings do not see
+    targets = [a @ np.array([rng.normal(), -3.0 * rng.random(), rng.normal()]) + rng.normal(size=40)
+               for a in designs]
+    gram = np.array([a.T @ a for a in designs])
+    target = np.array([a.T @ c for a, c in zip(designs, targets, strict=True)])
+    x = _bounded_least_squares(gram, target, low)
+    active = 0
+    for a, c, got in zip(designs, targets, x, strict=True):
+        best = lsq_linear(a, c, bounds=(low, np.inf), tol=1e-12).x
+        if a[:, 2].any():
+            np.testing.assert_allclose(got, best, atol=1e-6)
+        else:
+            assert got[2] == 0.0
+            np.testing.assert_allclose(got[:2], best[:2], atol=1e-6)
+        active += int(np.isclose(got, low).any())
+    assert active >= 3  # the bounds were exercised, not just the unconstrained minimum
