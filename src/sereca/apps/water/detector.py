@@ -199,7 +199,8 @@ class DetectorParams(BaseModel):
     explain_min_relative: float = Field(
         default=0.1, ge=0, le=1, description="a new leak must lower the re-fit objective by this fraction")
     explain_max_growth: float = Field(
-        default=1e9, gt=0, description="a modelled leak may grow at most this factor when explaining a detection")
+        default=1e9, gt=0, description=("a leak may grow at most this factor in either explain re-fit (default: no "
+                                         "limit; docs/water-stages.md, 'how a big leak gets lost')"))
     explain_check: bool = Field(
         default=True, description="no alarm when re-fitting the modelled leaks explains a detection as well")
     explain_before_alarm: bool = Field(
@@ -827,7 +828,8 @@ class LeakDetector:
             samples = self._spread(d.readings, p.explain_samples)
             existing = [(k.node_row, k.coefficient) for k in s.known]
             without = yield from self._joint(samples, existing, p.explain_radius, p.explain_max_growth)
-            with_new = yield from self._joint(samples, [*existing, (row, coefficient)], p.explain_radius)
+            with_new = yield from self._joint(samples, [*existing, (row, coefficient)], p.explain_radius,
+                                              p.explain_max_growth)
             t = s.last_t
             new_kept = len(existing) in with_new.kept
             note = f"without={without.sse:.0f} with={with_new.sse:.0f} start={without.sse_start:.0f} kept={new_kept}"
