@@ -62,9 +62,10 @@ Method (details, parameters and measured quality in docs/water.md):
    within ``repeat_radius`` of one raised in the last ``repeat_window``. A new
    leak smaller than ``confirm_below_lps`` is modelled at once but alarmed only
    after ``relocalise_after``, localised again from scratch on the last
-   ``refit_window`` of readings with itself left out of the model, where that puts it; not at all when that is more than ``relocalise_jump``
-   from where it was modelled (``relocalise_after`` 0: when the next periodic re-fit
-   keeps it, where the re-fit puts it).
+   ``refit_window`` of readings with itself left out of the model, where that
+   puts it; not at all when that is more than ``relocalise_jump`` from where it
+   was modelled (``relocalise_after`` 0: when the next periodic re-fit keeps it,
+   where the re-fit puts it).
 6. **Joint re-fit of the modelled leaks** (:mod:`~sereca.apps.water.localise_joint`),
    every ``refit_interval`` and before alarming on a detection: positions and sizes
    of all modelled leaks are re-fitted together; leaks that explain nothing any more
