@@ -46,3 +46,17 @@ def test_joint_refit_respects_the_neighbourhood() -> None:
     allowed[[8, 9]] = True
     fit = joint_refit(residuals, samples, [(8, 3.0)], g, REF, min_gain=0.0, near=lambda row: allowed)
     assert all(row in (8, 9) for row, _ in fit.leaks)
+
+
+def test_joint_refit_caps_growth_of_every_leak() -> None:
+    # Both leaks are modelled far too small; uncapped they grow to their true sizes.
+    g, samples, residuals = _toy({7: 3.0, 20: 1.5})
+    start = [(7, 0.1), (20, 0.1)]
+    stay = np.eye(len(g), dtype=bool)  # each leak may only be re-sized, not moved
+
+    free = joint_refit(residuals, samples, start, g, REF, min_gain=0.0, near=lambda row: stay[row])
+    assert np.allclose([c for _, c in free.leaks], [3.0, 1.5], atol=0.3)
+    capped = joint_refit(residuals, samples, start, g, REF, min_gain=0.0, max_growth=4.0, near=lambda row: stay[row])
+    assert capped.kept == [0, 1]
+    assert all(c <= 4.0 * 0.1 + 1e-9 for _, c in capped.leaks)
+    assert capped.sse > free.sse
