@@ -1,6 +1,6 @@
 """Water services over the secure bus: throughput gateway -> detector, and latency reading -> alert.
 
-    python benchmarks/water.py [--json] [--days 7] [--latency-days 8] [--params '{...}']
+    python benchmarks/water.py [--json] [--days 7] [--latency-days 8] [--params '{...}'] [--schedule idle|steps]
 
 Both figures come from real deployments, as ``sereca demo water`` makes
 them: an embedded nats-server, a CAS (simulated TEE), and every service a
@@ -30,7 +30,15 @@ the quality figures in docs/water.md) unless ``--params`` overrides some.
    many).  The bus hop alone is measured on every reading: ``p99_transit_ms``
    (gateway send -> detector receipt, upper bound of the detector's histogram
    bucket), and the detector's own time per step: ``p99_detector_step_ms``
-   (upper bound of its histogram bucket).
+   (upper bound of its histogram bucket). What the latency costs in stream
+   time: ``median_burst_alarm_delay_h``, from each burst's start to its
+   first alarm in simulated hours (``bursts_alarmed`` of the bursts got one).
+
+Both runs use the leak-detector's ``--schedule``: ``idle`` (the service's
+default) caps each step's share of localisation work at 20 ms and does the
+rest between steps while no readings wait; ``steps`` does ``work_budget``
+solves of it in every step, as ``sereca water detect`` does, and readings
+queue behind it when the host cannot keep up (docs/water.md, "Scheduling").
 
 Prints one JSON line with ``--json``: ``readings_per_s`` and
 ``p99_alert_latency_ms`` plus what they were measured on.
@@ -41,6 +49,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import platform
 import statistics
 import sys
@@ -72,12 +81,14 @@ class Probe:
 
     def __init__(self) -> None:
         self.samples: list[float] = []
+        self.alarm_times: list[float] = []
 
     async def on_alert(self, alert: dict) -> None:
         self.samples.append(time.time() - float(alert["reading_sent"]))
+        self.alarm_times.append(float(alert["last_time"]))
 
     async def get_samples(self) -> dict:
-        return {"latency_s": self.samples}
+        return {"latency_s": self.samples, "alarm_times": self.alarm_times}
 
 
 def build() -> Service:
@@ -130,8 +141,19 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[k]
 
 
-async def throughput(scenario: Path, log: Any, detector_params: dict[str, Any]) -> dict[str, Any]:
+def _burst_delays_h(scenario: Path, alarm_times: list[float]) -> list[float]:
+    """Per burst that got one: hours from its start to the first alarm while it leaked (stream time)."""
+    delays = []
+    for leak in load_scenario(scenario).leaks:
+        during = [t for t in alarm_times if leak.start <= t <= (leak.end or math.inf)]
+        if during:
+            delays.append((min(during) - leak.start) / 3600)
+    return delays
+
+
+async def throughput(scenario: Path, log: Any, detector_params: dict[str, Any], schedule: str) -> dict[str, Any]:
     demo = WaterDemo(DemoOptions(scenario=scenario, speed=0, detector_params=detector_params,
+                                 detector_schedule=schedule,
                                  services=("leak-detector", "alerting", "sensor-gateway")))
     await demo.start()
     try:
@@ -165,7 +187,7 @@ async def throughput(scenario: Path, log: Any, detector_params: dict[str, Any]) 
         await demo.stop()
 
 
-async def latency(scenario: Path, log: Any, detector_params: dict[str, Any]) -> dict[str, Any]:
+async def latency(scenario: Path, log: Any, detector_params: dict[str, Any], schedule: str) -> dict[str, Any]:
     from sereca.tee import measure_paths
 
     probe_dir = Path(tempfile.mkdtemp(prefix="sereca-bench-probe-"))
@@ -180,7 +202,8 @@ async def latency(scenario: Path, log: Any, detector_params: dict[str, Any]) -> 
     step = load_scenario(scenario).step
     speed = LATENCY_RATE * step / n_sensors  # simulated s per real s that makes 1,000 readings/s
     demo = WaterDemo(DemoOptions(scenario=scenario, speed=speed, detector_params=detector_params,
-                                 services=("leak-detector", "alerting"), customize=add_probe))
+                                 detector_schedule=schedule, services=("leak-detector", "alerting"),
+                                 customize=add_probe))
     await demo.start()
     try:
         probe = await demo.spawn("bench-probe", str(probe_dir / "probe.py") + ":svc", measure=[probe_dir])
@@ -199,11 +222,14 @@ async def latency(scenario: Path, log: Any, detector_params: dict[str, Any]) -> 
         transit_p99 = _bucket_p99(await demo.metrics_text("leak-detector"), "water_detector_transit_seconds")
         step_p99 = _bucket_p99(await demo.metrics_text("leak-detector"), "water_detector_step_seconds")
         async with httpx.AsyncClient(timeout=10) as http:
-            samples = (await http.get(f"{probe.http_url}/samples")).json()["latency_s"]
+            got = (await http.get(f"{probe.http_url}/samples")).json()
+        samples = got["latency_s"]
+        idle_solves = int((await demo.metrics("leak-detector")).get("water_detector_idle_solves_total", 0))
         if len(samples) < MIN_SAMPLES:
             raise RuntimeError(f"only {len(samples)} alerts reached the probe; see the services' logs")
         ms = [s * 1000 for s in samples]
         p99 = _percentile(ms, 99)
+        delays = _burst_delays_h(scenario, got["alarm_times"])
         log(f"latency: {len(ms)} alerts at {rate:,.0f} readings/s: p50 {statistics.median(ms):.1f} ms, "
             f"p99 {p99:.1f} ms, max {max(ms):.1f} ms; reading transit p99 <= {transit_p99 * 1000:g} ms")
         return {"p99_alert_latency_ms": round(p99, 2), "latency_detector_params": detector_params,
@@ -211,7 +237,9 @@ async def latency(scenario: Path, log: Any, detector_params: dict[str, Any]) -> 
                 "p99_detector_step_ms": step_p99 * 1000, "latency_leaks": len(load_scenario(scenario).leaks),
                 "p50_alert_latency_ms": round(statistics.median(ms), 2),
                 "max_alert_latency_ms": round(max(ms), 2), "alerts_sampled": len(ms),
-                "latency_readings_per_s": round(rate)}
+                "latency_readings_per_s": round(rate), "latency_schedule": schedule,
+                "detector_idle_solves": idle_solves, "bursts_alarmed": len(delays),
+                "median_burst_alarm_delay_h": round(statistics.median(delays), 2) if delays else None}
     finally:
         await demo.stop()
         import shutil
@@ -226,9 +254,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         result: dict[str, Any] = {"benchmark": "water", "network": load_scenario(quiet).network,
                                   "throughput_days": args.days}
         params = json.loads(args.params)
-        result.update(await throughput(quiet, log, params))
+        result.update(await throughput(quiet, log, params, args.schedule))
         bursts = _scenario_file(Path(d), args.latency_days)
-        result.update(await latency(bursts, log, params))
+        result.update(await latency(bursts, log, params, args.schedule))
     result.update({
         "targets": {"readings_per_s": TARGET_READINGS_PER_S, "p99_alert_latency_ms": TARGET_P99_MS},
         "meets_targets": result["readings_per_s"] >= TARGET_READINGS_PER_S
@@ -245,6 +273,8 @@ if __name__ == "__main__":
     parser.add_argument("--days", type=float, default=7.0, help="simulated days in the throughput run")
     parser.add_argument("--params", default="{}",
                         help="JSON object of DetectorParams overrides for both runs (default: none)")
+    parser.add_argument("--schedule", choices=["idle", "steps"], default="idle",
+                        help="the leak-detector's WATER_DETECTOR_SCHEDULE (default: idle, the service's default)")
     parser.add_argument("--latency-days", type=float, default=8.0,
                         help="simulated days in the latency run (8: all 10 bursts, about 11 alerts)")
     args = parser.parse_args()

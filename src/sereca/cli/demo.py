@@ -14,6 +14,7 @@ import json
 import signal
 import sys
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,13 @@ def _sim_time(t: float | None) -> str:
         return "-"
     d, rest = divmod(int(t), 86400)
     return f"d{d} {rest // 3600:02d}:{rest % 3600 // 60:02d}"
+
+
+class Schedule(str, Enum):
+    """The leak-detector's ``WATER_DETECTOR_SCHEDULE`` (docs/water.md, "Scheduling")."""
+
+    idle = "idle"
+    steps = "steps"
 
 
 class _Reporter:
@@ -191,6 +199,9 @@ def water(
     network: str = typer.Option(None, "--network", help="Network name or INP file (replaces the scenario's)."),
     dashboard_port: int = typer.Option(0, "--dashboard-port", min=0, max=65535, help="Dashboard port (0: a free one)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address the dashboard listens on."),
+    schedule: Schedule = typer.Option(
+        Schedule.idle, "--schedule",
+        help="Leak detector: idle = localisation work between steps too; steps = per step only, as `water detect`."),
 ) -> None:
     """Run the water-network monitor: NATS, CAS, four attested services, a dashboard (SIMULATED TEE)."""
     from sereca.apps.water.demo import DemoOptions
@@ -199,7 +210,8 @@ def water(
     console = Console(stderr=as_json)
     if not console.is_terminal:
         console = Console(stderr=as_json, width=160)  # logs and pipes: no wrapping at 80 columns
-    options = DemoOptions(scenario=scenario, network=network, speed=speed, host=host, dashboard_port=dashboard_port)
+    options = DemoOptions(scenario=scenario, network=network, speed=speed, host=host, dashboard_port=dashboard_port,
+                          detector_schedule=schedule.value)
     reporter = _Reporter(console)
     try:
         result = asyncio.run(_run(options, seconds, reporter, as_json))

@@ -21,8 +21,13 @@ def water_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 async def demo(water_cache: Path) -> AsyncIterator[WaterDemo]:
-    """The shipped demo scenario replayed as fast as the bus takes it."""
-    deployment = WaterDemo(DemoOptions(scenario=default_scenario(), speed=0, cache_dir=water_cache))
+    """The shipped demo scenario replayed as fast as the bus takes it.
+
+    The detector works per step (schedule "steps"), so its alarms do not depend on how fast
+    the host is; the CLI test runs the default ("idle") schedule.
+    """
+    deployment = WaterDemo(DemoOptions(scenario=default_scenario(), speed=0, detector_schedule="steps",
+                                       cache_dir=water_cache))
     await asyncio.wait_for(deployment.start(), T)
     try:
         yield deployment

@@ -89,3 +89,14 @@ def test_mqtt_url_becomes_settings() -> None:
     for bad in ("http://x/y", "mqtt:///topic", "mqtt://h/sensors/#", "mqtt://h/a/+/b", "mqtt://h:99999"):
         with pytest.raises(WaterConfigError):
             settings_from_url(bad)
+
+
+def test_detector_schedule_is_one_of_two_names() -> None:
+    from sereca.apps.water.errors import WaterConfigError
+    from sereca.apps.water.services import config
+    from sereca.apps.water.services.detector import SCHEDULES
+
+    assert config.choice({}, config.DETECTOR_SCHEDULE, SCHEDULES) == "idle"
+    assert config.choice({config.DETECTOR_SCHEDULE: "steps"}, config.DETECTOR_SCHEDULE, SCHEDULES) == "steps"
+    with pytest.raises(WaterConfigError, match="WATER_DETECTOR_SCHEDULE='fast' must be one of: idle, steps"):
+        config.choice({config.DETECTOR_SCHEDULE: "fast"}, config.DETECTOR_SCHEDULE, SCHEDULES)

@@ -160,6 +160,37 @@ def test_no_update_exceeds_the_work_budget(net3, cache_dir: Path, budget: int) -
     assert [(a.time, a.node, a.size_lps) for a in got] == [(a.time, a.node, a.size_lps) for a in expected]
 
 
+def test_work_between_steps_gives_what_an_unlimited_budget_gives(  # type: ignore[no-untyped-def]
+        net3, cache_dir: Path) -> None:
+    # The live service's "idle" schedule: each step stops its queued work after a moment,
+    # the rest runs between steps in turns of 2 until nothing can run without more readings.
+    second = Leak(pipe="251", start="2d 2h", diameter=0.05)
+    readings = simulate(net3, [LEAK, second], NET3_SENSORS, days=3, seed=11).readings
+    unlimited = PARAMS.model_copy(update={"work_budget": 10**6})
+    with LeakDetector.from_network(net3, NET3_SENSORS, unlimited, cache_dir=cache_dir) as offline:
+        expected = offline.run(readings)
+    cols = list(readings.columns)
+    with LeakDetector.from_network(net3, NET3_SENSORS, PARAMS, cache_dir=cache_dir) as detector:
+        assert detector.work(2) == ([], 0)  # before any readings: nothing to do
+        count = _count_solves(detector)
+        got, turns = [], []
+        for t, row in zip(readings.index, readings.to_numpy(), strict=True):
+            before = count[0]
+            got += detector.update(float(t), dict(zip(cols, row, strict=True)), work_seconds=0.0)
+            assert count[0] - before == 1  # the step's own solve only: its share of queued work is 0 s
+            while True:
+                before = count[0]
+                alarms, solves = detector.work(2)
+                assert solves == count[0] - before <= 2
+                got += alarms
+                turns.append(solves)
+                if solves == 0 and not alarms:
+                    break
+    assert sum(turns) > 100, "the heavy work did not run between steps"
+    assert len(expected) >= 2
+    assert [(a.time, a.node, a.size_lps) for a in got] == [(a.time, a.node, a.size_lps) for a in expected]
+
+
 def test_job_result_applied_when_it_finishes(net3, cache_dir: Path) -> None:  # type: ignore[no-untyped-def]
     from sereca.apps.water.detector import _Job
 

@@ -87,6 +87,8 @@ class DemoOptions:
     host: str = "127.0.0.1"
     dashboard_port: int = 0
     detector_params: Mapping[str, Any] = field(default_factory=dict)
+    # "idle": queued detector work between steps; "steps": per step only, as `sereca water detect`.
+    detector_schedule: str = "idle"
     cache_dir: Path | None = None
     log_level: str = "info"
     # Benchmarks and tests: change the manifest (e.g. add a probe service) before it is set.
@@ -310,6 +312,7 @@ class WaterDemo:
             # The scenario's own detector tuning, then the caller's.
             "DETECTOR_PARAMS": json.dumps({**dict(getattr(scenario, "detector", None) or {}),
                                            **dict(opts.detector_params)}),
+            "DETECTOR_SCHEDULE": opts.detector_schedule,
             "CACHE_DIR": str(opts.cache_dir or default_cache_dir()),
             "DEDUP_RADIUS": f"{self.radius:.3f}",
             "DASHBOARD_TOKEN": self.token,

@@ -85,12 +85,16 @@ Method (details, parameters and measured quality in docs/water.md):
    shift) is applied at the step it finishes. Nothing depends on wall-clock
    time: offline runs give exactly what a live stream gives. A background re-fit
    overtaken by a localisation that changed the modelled leaks is dropped.
+   A live service may instead cap each step's share in wall-clock time (``update(...,
+   work_seconds=S)``) and advance the jobs between steps with :meth:`LeakDetector.work`
+   while no readings wait: the leak-detector service does (docs/water.md, "Scheduling").
 """
 
 from __future__ import annotations
 
 import bisect
 import math
+import time
 from collections import deque
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -471,11 +475,14 @@ class LeakDetector:
 
     # -- streaming API -------------------------------------------------------
 
-    def update(self, timestamp: float, readings: Mapping[str, float]) -> list[Alarm]:
+    def update(self, timestamp: float, readings: Mapping[str, float], *,
+               work_seconds: float | None = None) -> list[Alarm]:
         """Process all readings of one time step (``sensor id -> value``); return new alarms.
 
         Unknown sensor ids, non-numeric values and time steps not after the last one are
-        ignored and counted in :meth:`status` (the stream is untrusted input).
+        ignored and counted in :meth:`status` (the stream is untrusted input). The step
+        advances the queued jobs by ``work_budget`` solves; with ``work_seconds`` it starts
+        no solve of theirs after that much wall-clock time (for :meth:`work` to go on).
         """
         y = np.full(len(self.sensor_ids), np.nan)
         for sid, value in readings.items():
@@ -487,9 +494,9 @@ class LeakDetector:
                 y[col] = float(value)
             except (TypeError, ValueError):
                 self._s.ignored += 1
-        return self.update_vector(float(timestamp), y)
+        return self.update_vector(float(timestamp), y, work_seconds=work_seconds)
 
-    def update_vector(self, t: float, y: np.ndarray) -> list[Alarm]:
+    def update_vector(self, t: float, y: np.ndarray, *, work_seconds: float | None = None) -> list[Alarm]:
         """:meth:`update` with readings already in ``sensor_ids`` order (NaN = missing)."""
         s, p = self._s, self.params
         if not math.isfinite(t) or t <= s.last_t:
@@ -502,7 +509,9 @@ class LeakDetector:
         s.steps += 1
         if s.t0 is None:
             s.t0 = t
-        alarms = self._not_repeated(self._step(t, y) + self._work(t))
+        deadline = None if work_seconds is None else time.perf_counter() + work_seconds
+        alarms = self._step(t, y)
+        alarms = self._not_repeated(alarms + self._work(t, p.work_budget, deadline)[0])
         d = s.detection
         if (d is not None and d.localised and t - d.t >= p.holdoff
                 and t - d.localised_at >= p.holdoff - p.localise_delay):
@@ -529,13 +538,26 @@ class LeakDetector:
             kept.append(alarm)
         return kept
 
-    def _work(self, t: float) -> list[Alarm]:
-        """Advance the queued jobs by at most ``work_budget`` EPANET solves; apply those that finish.
+    def work(self, solves: int) -> tuple[list[Alarm], int]:
+        """Advance the queued jobs between time steps by at most ``solves`` EPANET solves.
+
+        Returns the alarms of the jobs that finished (timed at the last step) and the solves
+        done: 0 means nothing can run until more readings arrive.
+        """
+        if self._s.last_t == -math.inf:
+            return [], 0
+        alarms, done = self._work(self._s.last_t, solves)
+        return self._not_repeated(alarms), done
+
+    def _work(self, t: float, budget: int, deadline: float | None = None) -> tuple[list[Alarm], int]:
+        """Advance the queued jobs by at most ``budget`` EPANET solves; apply those that finish.
 
         Urgent jobs (localisations) go first; a job waiting for readings lets the next one run.
+        No solve starts after ``deadline`` (``time.perf_counter()``). Returns the alarms and
+        the solves done.
         """
         s = self._s
-        budget = self.params.work_budget
+        start = budget
         alarms: list[Alarm] = []
         waiting: set[int] = set()
         while True:
@@ -544,7 +566,7 @@ class LeakDetector:
                 break
             job = min(ready, key=lambda j: not j.urgent)  # the first urgent one, else the first
             if job.pending:
-                if budget <= 0:
+                if budget <= 0 or (deadline is not None and time.perf_counter() >= deadline):
                     break
                 budget -= 1
                 s.job_solves[job.kind] = s.job_solves.get(job.kind, 0) + 1
@@ -557,7 +579,7 @@ class LeakDetector:
             job.pending = token == SOLVE
             if token == WAIT:
                 waiting.add(id(job))
-        return alarms
+        return alarms, start - budget
 
     def _solve(self, t: float, y: np.ndarray, leaks: Sequence[tuple[int, float]]) -> Generator[str, None, np.ndarray]:
         """One EPANET solve inside a job (one unit of ``work_budget``)."""

@@ -26,6 +26,7 @@ SOURCE = "WATER_SOURCE"
 MQTT_URL = "WATER_MQTT_URL"
 WAIT_FOR_DETECTOR = "WATER_WAIT_FOR_DETECTOR"
 DETECTOR_PARAMS = "WATER_DETECTOR_PARAMS"
+DETECTOR_SCHEDULE = "WATER_DETECTOR_SCHEDULE"
 CACHE_DIR = "WATER_CACHE_DIR"
 DEDUP_RADIUS = "WATER_DEDUP_RADIUS"
 ESCALATE_COUNT = "WATER_ESCALATE_COUNT"
@@ -72,6 +73,16 @@ def number(params: Any, name: str, default: float, *, minimum: float = 0.0) -> f
     if not math.isfinite(value) or value < minimum:
         raise WaterConfigError(f"parameter {name}={raw!r} must be a number >= {minimum:g}")
     return value
+
+
+def choice(params: Any, name: str, allowed: tuple[str, ...]) -> str:
+    """One of ``allowed``; the first when the parameter is unset."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return allowed[0]
+    if raw not in allowed:
+        raise WaterConfigError(f"parameter {name}={raw!r} must be one of: {', '.join(allowed)}")
+    return raw
 
 
 def json_object(params: Any, name: str) -> dict[str, Any]:
