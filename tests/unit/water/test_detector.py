@@ -121,7 +121,8 @@ def test_alarm_before_explain_refit_when_option_off(net3, cache_dir: Path) -> No
     # first and queues the re-fit behind (a background job).
     second = Leak(pipe="251", start="2d 2h", diameter=0.05)
     readings = simulate(net3, [LEAK, second], NET3_SENSORS, days=3, seed=11).readings
-    params = PARAMS.model_copy(update={"explain_before_alarm": False})
+    # A budget per step, so the queued re-fit visibly finishes steps after the alarm.
+    params = PARAMS.model_copy(update={"explain_before_alarm": False, "work_budget": 16})
     with LeakDetector.from_network(net3, NET3_SENSORS, params, cache_dir=cache_dir) as detector:
         alarms = detector.run(readings)
         status = detector.status()
@@ -166,7 +167,7 @@ def test_work_between_steps_gives_what_an_unlimited_budget_gives(  # type: ignor
     # the rest runs between steps in turns of 2 until nothing can run without more readings.
     second = Leak(pipe="251", start="2d 2h", diameter=0.05)
     readings = simulate(net3, [LEAK, second], NET3_SENSORS, days=3, seed=11).readings
-    unlimited = PARAMS.model_copy(update={"work_budget": 10**6})
+    unlimited = PARAMS.model_copy(update={"work_budget": None})
     with LeakDetector.from_network(net3, NET3_SENSORS, unlimited, cache_dir=cache_dir) as offline:
         expected = offline.run(readings)
     cols = list(readings.columns)
@@ -214,7 +215,7 @@ def test_job_result_applied_when_it_finishes(net3, cache_dir: Path) -> None:  # 
         s.jobs.append(_Job("urgent", job("localise", 2), done, urgent=True))
         for t in (1.0, 2.0, 3.0):
             before = count[0]
-            detector._work(t)
+            detector._work(t, detector.params.work_budget)[0]
             assert count[0] - before <= 3
         # the urgent job first (2 solves, then 1 of the background one), 3 + 0, then done
         assert applied == [(1.0, "localise"), (2.0, "refit")]
@@ -496,7 +497,7 @@ def test_small_new_leak_is_alarmed_after_a_refit_keeps_it(  # type: ignore[no-un
         detector._refit_known(samples if still_leaking else repaired)
         confirmed = []
         while detector._s.jobs:
-            confirmed += detector._work(detector._s.last_t)
+            confirmed += detector._work(detector._s.last_t, detector.params.work_budget)[0]
         if after_refit:
             assert [a.node for a in confirmed] == [detector._ref.candidates[detector._s.known[0].node_row]]
             assert detector._s.known[0].pending is None
@@ -612,7 +613,7 @@ def test_refit_confirms_only_the_small_leaks_it_saw_and_only_when_adopted(  # ty
         assert run_steps(detector._localise(d, np.mean(d.z_rows, axis=0)[detector._detect])) == []
         first = detector._s.known[0]
         detector._refit_known(samples)
-        detector._work(detector._s.last_t)  # the re-fit starts: it has read the modelled leaks
+        detector._work(detector._s.last_t, detector.params.work_budget)  # the re-fit starts: it read the modelled leaks
         far = int(np.argmax(detector._distances(first.node_row)))
         later = dataclasses.replace(first, node_row=far, alarm_row=-1, moves=[])
         detector._s.known.append(later)  # a small leak modelled since, waiting too
@@ -620,7 +621,7 @@ def test_refit_confirms_only_the_small_leaks_it_saw_and_only_when_adopted(  # ty
             first.coefficient *= 1.5  # a localisation grew the leak the re-fit is fitting
         confirmed = []
         while detector._s.jobs:
-            confirmed += detector._work(detector._s.last_t)
+            confirmed += detector._work(detector._s.last_t, detector.params.work_budget)[0]
         assert later.pending is not None
         if stale:
             assert confirmed == [] and first.pending is not None

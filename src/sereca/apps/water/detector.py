@@ -76,18 +76,19 @@ Method (details, parameters and measured quality in docs/water.md):
    ``explain_samples`` time steps of the detection. With ``explain_before_alarm=False``
    the detection is alarmed without that check and the re-fit (new leak included)
    runs after the alarm.
-7. **Bounded work per step.** Steps 4 and 6 (hundreds of EPANET solves each) are
+7. **Work as jobs.** Steps 4 and 6 (hundreds of EPANET solves each) are
    jobs: generators that yield before every solve (``yield from`` through the
    joint re-fit). :meth:`LeakDetector.update` does the step's own solve, then
-   advances the queued jobs by at most ``work_budget`` solves, localisations
-   first (an alarm waits for them), periodic and deferred re-fits with what is
-   left; a job's result (an alarm, new leak positions and sizes with the bias
-   shift) is applied at the step it finishes. Nothing depends on wall-clock
-   time: offline runs give exactly what a live stream gives. A background re-fit
-   overtaken by a localisation that changed the modelled leaks is dropped.
-   A live service may instead cap each step's share in wall-clock time (``update(...,
-   work_seconds=S)``) and advance the jobs between steps with :meth:`LeakDetector.work`
-   while no readings wait: the leak-detector service does (docs/water.md, "Scheduling").
+   advances the queued jobs (by at most ``work_budget`` solves if set),
+   localisations first (an alarm waits for them), periodic and deferred re-fits
+   after them; a job waits for the readings it needs, and its result (an alarm,
+   new leak positions and sizes with the bias shift) is applied at the step it
+   finishes. Nothing depends on wall-clock time: offline runs give exactly what
+   a live stream gives. A background re-fit overtaken by a localisation that
+   changed the modelled leaks is dropped. A live service may instead cap each
+   step's share in wall-clock time (``update(..., work_seconds=S)``) and advance
+   the jobs between steps with :meth:`LeakDetector.work` while no readings wait:
+   the leak-detector service does (docs/water.md, "Scheduling").
 """
 
 from __future__ import annotations
@@ -278,12 +279,12 @@ class DetectorParams(BaseModel):
     refine_resize: int = Field(
         default=3, ge=0, description=("of those, the best (by the misfit the secant through that re-solve predicts) "
                                       "re-solved again at the secant's size; the best of all re-solves is the location"))
-    work_budget: int = Field(
+    work_budget: int | None = Field(
         default=24, ge=1,
-        description=("EPANET solves per time step for the heavy work (localisation re-solves, joint re-fits), "
-                     "besides the step's own solve: that work runs as jobs spread over the following steps, "
-                     "so no update() costs more than ~(1 + work_budget) solves and results do not depend "
-                     "on wall-clock time"))
+        description=("at most this many EPANET solves per time step for the heavy work (localisation re-solves, "
+                     "joint re-fits), besides the step's own solve; the rest waits for the following steps, "
+                     "so no update() costs more than ~(1 + work_budget) solves. None: every job runs as far "
+                     "as the readings allow, which can take ~1 s in the step a localisation window closes"))
     signature_steps: int = Field(default=24, ge=1, description="max steps of CUSUM run used to localise")
     denoise_steps: int = Field(
         default=0, ge=0, description=("localisation reads each pressure at a time step as the model's value there plus "
@@ -397,7 +398,7 @@ class _State:
     refits: int = 0
     moved: int = 0
     deferred_refits: int = 0
-    jobs: list[_Job] = field(default_factory=list)  # urgent ones first, else in order; work_budget solves a step
+    jobs: list[_Job] = field(default_factory=list)  # urgent ones first, else in order
     job_solves: dict[str, int] = field(default_factory=dict)  # per job kind
     sigma: np.ndarray | None = None
     cusum: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per sensor
@@ -481,7 +482,7 @@ class LeakDetector:
 
         Unknown sensor ids, non-numeric values and time steps not after the last one are
         ignored and counted in :meth:`status` (the stream is untrusted input). The step
-        advances the queued jobs by ``work_budget`` solves; with ``work_seconds`` it starts
+        advances the queued jobs (at most ``work_budget`` solves); with ``work_seconds`` it starts
         no solve of theirs after that much wall-clock time (for :meth:`work` to go on).
         """
         y = np.full(len(self.sensor_ids), np.nan)
@@ -549,7 +550,7 @@ class LeakDetector:
         alarms, done = self._work(self._s.last_t, solves)
         return self._not_repeated(alarms), done
 
-    def _work(self, t: float, budget: int, deadline: float | None = None) -> tuple[list[Alarm], int]:
+    def _work(self, t: float, budget: int | None, deadline: float | None = None) -> tuple[list[Alarm], int]:
         """Advance the queued jobs by at most ``budget`` EPANET solves; apply those that finish.
 
         Urgent jobs (localisations) go first; a job waiting for readings lets the next one run.
@@ -557,7 +558,8 @@ class LeakDetector:
         the solves done.
         """
         s = self._s
-        start = budget
+        limit = math.inf if budget is None else budget
+        done = 0
         alarms: list[Alarm] = []
         waiting: set[int] = set()
         while True:
@@ -566,9 +568,9 @@ class LeakDetector:
                 break
             job = min(ready, key=lambda j: not j.urgent)  # the first urgent one, else the first
             if job.pending:
-                if budget <= 0 or (deadline is not None and time.perf_counter() >= deadline):
+                if done >= limit or (deadline is not None and time.perf_counter() >= deadline):
                     break
-                budget -= 1
+                done += 1
                 s.job_solves[job.kind] = s.job_solves.get(job.kind, 0) + 1
             try:
                 token = next(job.steps)
@@ -579,7 +581,7 @@ class LeakDetector:
             job.pending = token == SOLVE
             if token == WAIT:
                 waiting.add(id(job))
-        return alarms, start - budget
+        return alarms, done
 
     def _solve(self, t: float, y: np.ndarray, leaks: Sequence[tuple[int, float]]) -> Generator[str, None, np.ndarray]:
         """One EPANET solve inside a job (one unit of ``work_budget``)."""
