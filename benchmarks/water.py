@@ -15,8 +15,8 @@ the quality figures in docs/water.md) unless ``--params`` overrides some.
    the bus takes it); the figure is the number of readings the leak detector
    processed (its ``water_detector_readings_total``) divided by the time
    between its first and last one.  The detector does its full work per step
-   (an EPANET solve of the leak-free model, CUSUM, and up to ``work_budget``
-   solves of queued localisation / re-fit work).
+   (an EPANET solve of the leak-free model, CUSUM, and queued localisation /
+   re-fit work; the scenario has no leak, so little of that).
 2. **Latency.** The gateway replays ``--latency-days`` of the scenario with
    a 30 mm burst every 14 h (each repaired after 8 h) at 1,000 readings/s.
    Each reading batch carries the gateway's send time; the detector copies
@@ -36,9 +36,10 @@ the quality figures in docs/water.md) unless ``--params`` overrides some.
 
 Both runs use the leak-detector's ``--schedule``: ``idle`` (the service's
 default) caps each step's share of localisation work at 20 ms and does the
-rest between steps while no readings wait; ``steps`` does ``work_budget``
-solves of it in every step, as ``sereca water detect`` does, and readings
-queue behind it when the host cannot keep up (docs/water.md, "Scheduling").
+rest between steps while no readings wait; ``steps`` does it all in the
+step (``work_budget`` solves a step if ``--params`` sets it), as ``sereca
+water detect`` does, and readings queue behind it when the host cannot keep
+up (docs/water.md, "Scheduling").
 
 Prints one JSON line with ``--json``: ``readings_per_s`` and
 ``p99_alert_latency_ms`` plus what they were measured on.

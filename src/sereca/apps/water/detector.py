@@ -280,11 +280,12 @@ class DetectorParams(BaseModel):
         default=3, ge=0, description=("of those, the best (by the misfit the secant through that re-solve predicts) "
                                       "re-solved again at the secant's size; the best of all re-solves is the location"))
     work_budget: int | None = Field(
-        default=24, ge=1,
+        default=None, ge=1,
         description=("at most this many EPANET solves per time step for the heavy work (localisation re-solves, "
                      "joint re-fits), besides the step's own solve; the rest waits for the following steps, "
-                     "so no update() costs more than ~(1 + work_budget) solves. None: every job runs as far "
-                     "as the readings allow, which can take ~1 s in the step a localisation window closes"))
+                     "so no update() costs more than ~(1 + work_budget) solves. None (the default since "
+                     "stage P; 24 before): every job runs as far as the readings allow, which can take ~1 s "
+                     "in the step a localisation window closes and alarms ~1 h sooner in stream time"))
     signature_steps: int = Field(default=24, ge=1, description="max steps of CUSUM run used to localise")
     denoise_steps: int = Field(
         default=0, ge=0, description=("localisation reads each pressure at a time step as the model's value there plus "

@@ -7,15 +7,16 @@ The detector knows the network and the sensors, never the scenario's leaks.
 
 Scheduling (``WATER_DETECTOR_SCHEDULE``): with ``idle`` (the default) a step
 does its own EPANET solve, then queued localisation / re-fit work for at
-most ``STEP_WORK_SECONDS`` (and ``work_budget`` solves); the rest runs
+most ``STEP_WORK_SECONDS`` (and ``work_budget`` solves, if set); the rest runs
 between steps, a few solves at a time, whenever no reading batch waits.
 Readings do not queue behind localisation work, and at real-time speed a
 localisation finishes as soon as its readings are in; when readings come
 faster than the host can keep up, localisations take more time steps
 instead. Alarms then depend on how fast the host is. With ``steps`` every
-step does ``work_budget`` solves of that work and none runs between steps:
-the alarms are exactly those of ``sereca water detect`` on the same
-readings, whatever the host's speed (readings queue instead).
+step does all the queued work its readings allow (``work_budget`` solves,
+if set) and none runs between steps: the alarms are exactly those of
+``sereca water detect`` on the same readings, whatever the host's speed
+(readings queue instead). While the host keeps up, both give those alarms.
 
 Run: ``sereca run sereca.apps.water.services.detector:svc``.
 """
