@@ -6,8 +6,8 @@ to ``water.alarms`` (a durable address: alarms survive an alerting restart).
 The detector knows the network and the sensors, never the scenario's leaks.
 
 Scheduling (``WATER_DETECTOR_SCHEDULE``): with ``idle`` (the default) a step
-does its own EPANET solve, then queued localisation / re-fit work for at
-most ``STEP_WORK_SECONDS`` (and ``work_budget`` solves, if set); the rest runs
+does its own EPANET solve, then queued localisation / re-fit work until
+``STEP_WORK_SECONDS`` after it began (and ``work_budget`` solves, if set); the rest runs
 between steps, a few solves at a time, whenever no reading batch waits.
 Readings do not queue behind localisation work, and at real-time speed a
 localisation finishes as soon as its readings are in; when readings come
@@ -93,8 +93,9 @@ class Detector:
             if det is None:
                 return
             started = time.perf_counter()
-            # One EPANET solve plus the step's share of queued work, ~1-40 ms: off the loop, so
-            # health, metrics and the bus stay responsive. Handlers run one message at a time.
+            # One EPANET solve plus the step's share of queued work (idle: ~20 ms; steps: up to
+            # ~0.5 s when a window closes): off the loop, so health, metrics and the bus stay
+            # responsive. Handlers run one message at a time.
             alarms = await asyncio.to_thread(det.update, batch.t, batch.values, work_seconds=share)
             self.step_seconds.observe(time.perf_counter() - started)
             self.steps.inc()
