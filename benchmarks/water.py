@@ -35,7 +35,7 @@ the quality figures in docs/water.md) unless ``--params`` overrides some.
    first alarm in simulated hours (``bursts_alarmed`` of the bursts got one).
 
 Both runs use the leak-detector's ``--schedule``: ``idle`` (the service's
-default) caps each step's share of localisation work at 20 ms and does the
+default) caps each step's share of localisation work at 10 ms and does the
 rest between steps while no readings wait; ``steps`` does it all in the
 step (``work_budget`` solves a step if ``--params`` sets it), as ``sereca
 water detect`` does, and readings queue behind it when the host cannot keep
