@@ -37,6 +37,13 @@ def leaky(net3):  # type: ignore[no-untyped-def]
     return simulate(net3, [LEAK], NET3_SENSORS, days=2, seed=11).readings
 
 
+@pytest.fixture(scope="module")
+def two_leaks(net3):  # type: ignore[no-untyped-def]
+    """Three days with LEAK and a second 5 cm leak far from it, from 2d 2h."""
+    second = Leak(pipe="251", start="2d 2h", diameter=0.05)
+    return simulate(net3, [LEAK, second], NET3_SENSORS, days=3, seed=11).readings
+
+
 def test_detects_and_localises_a_leak(net3, leaky, cache_dir: Path) -> None:  # type: ignore[no-untyped-def]
     with LeakDetector.from_network(net3, NET3_SENSORS, PARAMS, cache_dir=cache_dir) as detector:
         alarms = detector.run(leaky)
@@ -115,12 +122,11 @@ def _count_solves(detector: LeakDetector) -> list[int]:
     return count
 
 
-def test_alarm_before_explain_refit_when_option_off(net3, cache_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_alarm_before_explain_refit_when_option_off(net3, two_leaks, cache_dir: Path) -> None:  # type: ignore[no-untyped-def]
     # Two far-apart leaks: the second detection meets a modelled leak, where the default
     # runs two joint re-fits before alarming; with explain_before_alarm=False it alarms
     # first and queues the re-fit behind (a background job).
-    second = Leak(pipe="251", start="2d 2h", diameter=0.05)
-    readings = simulate(net3, [LEAK, second], NET3_SENSORS, days=3, seed=11).readings
+    readings = two_leaks
     # A budget per step, so the queued re-fit visibly finishes steps after the alarm.
     params = PARAMS.model_copy(update={"explain_before_alarm": False, "work_budget": 16})
     with LeakDetector.from_network(net3, NET3_SENSORS, params, cache_dir=cache_dir) as detector:
@@ -138,9 +144,8 @@ def test_alarm_before_explain_refit_when_option_off(net3, cache_dir: Path) -> No
 
 
 @pytest.mark.parametrize("budget", [4, 16])
-def test_no_update_exceeds_the_work_budget(net3, cache_dir: Path, budget: int) -> None:  # type: ignore[no-untyped-def]
-    second = Leak(pipe="251", start="2d 2h", diameter=0.05)
-    readings = simulate(net3, [LEAK, second], NET3_SENSORS, days=3, seed=11).readings
+def test_no_update_exceeds_the_work_budget(net3, two_leaks, cache_dir: Path, budget: int) -> None:  # type: ignore[no-untyped-def]
+    readings = two_leaks
     params = PARAMS.model_copy(update={"work_budget": budget})
     with LeakDetector.from_network(net3, NET3_SENSORS, params, cache_dir=cache_dir) as offline:
         expected = offline.run(readings)
@@ -162,11 +167,10 @@ def test_no_update_exceeds_the_work_budget(net3, cache_dir: Path, budget: int) -
 
 
 def test_work_between_steps_gives_what_an_unlimited_budget_gives(  # type: ignore[no-untyped-def]
-        net3, cache_dir: Path) -> None:
+        net3, two_leaks, cache_dir: Path) -> None:
     # The live service's "idle" schedule: each step stops its queued work after a moment,
     # the rest runs between steps in turns of 2 until nothing can run without more readings.
-    second = Leak(pipe="251", start="2d 2h", diameter=0.05)
-    readings = simulate(net3, [LEAK, second], NET3_SENSORS, days=3, seed=11).readings
+    readings = two_leaks
     unlimited = PARAMS.model_copy(update={"work_budget": None})
     with LeakDetector.from_network(net3, NET3_SENSORS, unlimited, cache_dir=cache_dir) as offline:
         expected = offline.run(readings)
