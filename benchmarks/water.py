@@ -65,6 +65,7 @@ import yaml
 
 from sereca.apps.water.demo import DemoOptions, WaterDemo, default_scenario
 from sereca.apps.water.models import load_scenario
+from sereca.apps.water.services import config
 
 TARGET_READINGS_PER_S = 5000
 TARGET_P99_MS = 100
@@ -274,7 +275,7 @@ if __name__ == "__main__":
     parser.add_argument("--days", type=float, default=7.0, help="simulated days in the throughput run")
     parser.add_argument("--params", default="{}",
                         help="JSON object of DetectorParams overrides for both runs (default: none)")
-    parser.add_argument("--schedule", choices=["idle", "steps"], default="idle",
+    parser.add_argument("--schedule", choices=config.DETECTOR_SCHEDULES, default=config.DETECTOR_SCHEDULES[0],
                         help="the leak-detector's WATER_DETECTOR_SCHEDULE (default: idle, the service's default)")
     parser.add_argument("--latency-days", type=float, default=8.0,
                         help="simulated days in the latency run (8: all 10 bursts, about 11 alerts)")

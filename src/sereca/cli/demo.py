@@ -34,7 +34,11 @@ def _sim_time(t: float | None) -> str:
 
 
 class Schedule(str, Enum):
-    """The leak-detector's ``WATER_DETECTOR_SCHEDULE`` (docs/water.md, "Scheduling")."""
+    """The leak-detector's ``WATER_DETECTOR_SCHEDULE`` (docs/water.md, "Scheduling").
+
+    Spelled out, not built from ``config.DETECTOR_SCHEDULES``: the CLI imports no water code
+    until a command runs. ``test_detector_schedule_is_one_of_two_names`` keeps them equal.
+    """
 
     idle = "idle"
     steps = "steps"

@@ -94,9 +94,11 @@ def test_mqtt_url_becomes_settings() -> None:
 def test_detector_schedule_is_one_of_two_names() -> None:
     from sereca.apps.water.errors import WaterConfigError
     from sereca.apps.water.services import config
-    from sereca.apps.water.services.detector import SCHEDULES
+    from sereca.cli.demo import Schedule
 
-    assert config.choice({}, config.DETECTOR_SCHEDULE, SCHEDULES) == "idle"
-    assert config.choice({config.DETECTOR_SCHEDULE: "steps"}, config.DETECTOR_SCHEDULE, SCHEDULES) == "steps"
+    schedules, name = config.DETECTOR_SCHEDULES, config.DETECTOR_SCHEDULE
+    assert config.choice({}, name, schedules) == "idle"
+    assert config.choice({name: "steps"}, name, schedules) == "steps"
     with pytest.raises(WaterConfigError, match="WATER_DETECTOR_SCHEDULE='fast' must be one of: idle, steps"):
-        config.choice({config.DETECTOR_SCHEDULE: "fast"}, config.DETECTOR_SCHEDULE, SCHEDULES)
+        config.choice({name: "fast"}, name, schedules)
+    assert tuple(s.value for s in Schedule) == schedules  # `sereca demo water --schedule` offers the same

@@ -512,8 +512,7 @@ class LeakDetector:
         if s.t0 is None:
             s.t0 = t
         deadline = None if work_seconds is None else time.perf_counter() + work_seconds
-        alarms = self._step(t, y)
-        alarms = self._not_repeated(alarms + self._work(t, p.work_budget, deadline)[0])
+        alarms = self._not_repeated(self._step(t, y) + self._work(t, p.work_budget, deadline)[0])
         d = s.detection
         if (d is not None and d.localised and t - d.t >= p.holdoff
                 and t - d.localised_at >= p.holdoff - p.localise_delay):
@@ -546,9 +545,7 @@ class LeakDetector:
         Returns the alarms of the jobs that finished (timed at the last step) and the solves
         done: 0 means nothing can run until more readings arrive.
         """
-        if self._s.last_t == -math.inf:
-            return [], 0
-        alarms, done = self._work(self._s.last_t, solves)
+        alarms, done = self._work(self._s.last_t, solves)  # no jobs before the first step
         return self._not_repeated(alarms), done
 
     def _work(self, t: float, budget: int | None, deadline: float | None = None) -> tuple[list[Alarm], int]:

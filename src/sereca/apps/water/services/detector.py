@@ -41,7 +41,6 @@ from sereca.apps.water.services.messages import (
     ReadingBatch,
 )
 
-SCHEDULES = ("idle", "steps")
 # Each step's share of queued work, so it advances even under a flood of readings. Small: at
 # 1,000 readings/s a step arrives every 37 ms, and the host needs headroom for its other work.
 STEP_WORK_SECONDS = 0.01
@@ -77,7 +76,7 @@ class Detector:
         sensors = config.sensors(params)
         tuning = parse_model(DetectorParams, config.json_object(params, config.DETECTOR_PARAMS),
                              config.DETECTOR_PARAMS)
-        self.schedule = config.choice(params, config.DETECTOR_SCHEDULE, SCHEDULES)
+        self.schedule = config.choice(params, config.DETECTOR_SCHEDULE, config.DETECTOR_SCHEDULES)
         cache = params.get(config.CACHE_DIR)
         started = time.perf_counter()
         # The leak-free reference model takes seconds to build on first use: keep the loop free.
